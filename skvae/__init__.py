@@ -1,0 +1,15 @@
+"""skvae: scikit-learn variational autoencoders that certify they did not collapse."""
+
+from . import metrics
+from ._shell import SphericalShellScaler
+from ._spherical import SphericalClusterVAE
+from ._vae import VAE
+from ._version import __version__
+
+__all__ = [
+    "SphericalClusterVAE",
+    "SphericalShellScaler",
+    "VAE",
+    "metrics",
+    "__version__",
+]

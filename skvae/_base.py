@@ -1,0 +1,373 @@
+"""The estimator machinery shared by SphericalClusterVAE and VAE (fit, transform, score, pickling)."""
+
+import copy
+import numbers
+import warnings
+from abc import abstractmethod
+
+import numpy as np
+import torch
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    _fit_context,
+)
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from . import _diagnostics
+from ._networks import _ACTIVATIONS, build_vae
+from ._training import TrainingConfig, train
+
+#: Noise rows shared by every row in score_samples (common random numbers).
+N_SCORE_DRAWS = 16
+
+
+def resolve_device(device):
+    """torch.device for ``device``, or a ValueError saying why it cannot be used."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device ({exc}).") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch.cuda.is_available() is "
+            "False on this machine; use device='cpu'."
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: only 'cpu' and 'cuda' devices are supported.")
+    return dev
+
+
+def _hidden_sizes(hidden_layer_sizes):
+    sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
+    if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must be a sequence of positive integers, got "
+            f"{hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
+
+
+class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Fit/transform/score template; subclasses supply the data representation."""
+
+    _parameter_constraints: dict = {
+        "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, None, closed="left")],
+        "decoder_variance": [
+            StrOptions({"learned"}),
+            Interval(numbers.Real, 0, None, closed="neither"),
+        ],
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(_ACTIVATIONS))],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_certificate_passes": [Interval(numbers.Integral, 10, None, closed="left")],
+        "device": [str],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ----------------------------------------------------------- subclass hooks
+    @abstractmethod
+    def _fit_representation(self, X, seed):
+        """Fit the data map on X; return (fitted attributes, Y, constraint, delta)."""
+
+    @abstractmethod
+    def _to_representation(self, X):
+        """Map validated rows in original units to the space the VAE models."""
+
+    @abstractmethod
+    def _from_representation(self, Y):
+        """Map decoder outputs back to original units."""
+
+    @abstractmethod
+    def _log_abs_det_jacobian(self, X):
+        """log|det| of the Jacobian of _to_representation at validated rows X."""
+
+    def _output_layer(self):
+        return None
+
+    def _schedule(self):
+        """KL-weight schedule: dict of TrainingConfig fields (kl_weight, ...)."""
+        return {}
+
+    def _training_summary(self, result):
+        """Extra fitted attributes from the training result."""
+        return {}
+
+    # --------------------------------------------------------------------- fit
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Fit the model to X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training data.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The fitted estimator.
+        """
+        saved = dict(self.__dict__)
+        try:
+            self._fit(X)
+        except BaseException:
+            # A failed fit leaves a previously fitted estimator exactly as it was.
+            self.__dict__.clear()
+            self.__dict__.update(saved)
+            raise
+        return self
+
+    def _fit(self, X):
+        X = validate_data(self, X, dtype=np.float64)
+        n_samples, n_features = X.shape
+        if n_samples < 2:
+            raise ValueError(
+                f"n_samples={n_samples}: at least 2 samples are needed to fit a VAE."
+            )
+        if np.all(np.ptp(X, axis=0) == 0):
+            raise ValueError(
+                "X has zero variance: every row is identical, so there is nothing "
+                "for the VAE to encode and the feasible band is empty."
+            )
+        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        device = resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3)]
+
+        attrs, Y, constraint, delta = self._fit_representation(X, seeds[0])
+        generator = torch.Generator().manual_seed(seeds[1])
+        noise_generator = torch.Generator(device=device).manual_seed(seeds[2])
+        module = build_vae(
+            n_features=n_features,
+            n_components=self.n_components,
+            hidden_layer_sizes=hidden,
+            activation=self.activation,
+            output_layer=self._output_layer(),
+            device=device,
+            generator=generator,
+        )
+        batch_size = 200 if self.batch_size == "auto" else self.batch_size
+        total_variance = attrs["total_variance_"]
+        config = TrainingConfig(
+            beta=self.beta,
+            decoder_variance=self.decoder_variance,
+            max_iter=self.max_iter,
+            batch_size=min(batch_size, n_samples),
+            learning_rate=self.learning_rate_init,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            constraint=constraint,
+            recon_floor=1e-9 * total_variance,
+            verbose=self.verbose,
+            **self._schedule(),
+        )
+        Y_train = torch.as_tensor(Y, dtype=torch.float32, device=device)
+        result = train(
+            module, Y_train, config, generator=generator, noise_generator=noise_generator
+        )
+        del Y_train
+        # Inference runs in float64 so a row's output does not depend on which
+        # other rows share its batch (float32 kernels may sum in another order).
+        module = module.double()
+        mu, logvar = _diagnostics.encode(module, Y)
+        cert = _diagnostics.collapse_certificate(
+            module, Y, mu, logvar, delta,
+            n_passes=self.n_certificate_passes, generator=generator,
+        )
+        if self.decoder_variance == "learned":
+            decoder_variance = max(cert.reconstruction_loss, config.recon_floor) / n_features
+        else:
+            decoder_variance = float(self.decoder_variance)
+        attrs.update(
+            module_=module,
+            device_=str(device),
+            loss_curve_=result.loss_curve,
+            n_iter_=result.n_iter,
+            reconstruction_loss_=cert.reconstruction_loss,
+            reconstruction_loss_se_=cert.standard_error,
+            collapse_certified_=cert.certified,
+            decoder_variance_=decoder_variance,
+            active_units_=_diagnostics.active_units(mu),
+            kl_per_dimension_=_diagnostics.kl_by_dimension(mu, logvar),
+            mutual_information_=_diagnostics.mutual_information(
+                mu, logvar, generator=generator
+            ),
+            _score_eps=torch.randn(
+                (N_SCORE_DRAWS, self.n_components), generator=generator,
+                dtype=torch.float64,
+            ).numpy(),
+            **self._training_summary(result),
+        )
+        for name, value in attrs.items():
+            setattr(self, name, value)
+        self._warn_after_fit(result, cert, constraint)
+
+    def _warn_after_fit(self, result, cert, constraint):
+        name = type(self).__name__
+        if not result.converged:
+            reason = (
+                f"the reconstruction constraint R <= tau={constraint.target:.6g} "
+                f"was not met (moving average R={result.reconstruction_average:.6g})"
+                if not result.feasible
+                else f"the loss was still improving by more than tol={self.tol}"
+            )
+            warnings.warn(
+                f"{name} stopped at max_iter={self.max_iter} before converging: "
+                f"{reason}. Raise max_iter.",
+                ConvergenceWarning,
+            )
+        if not cert.certified:
+            warnings.warn(
+                f"{name}: posterior collapse is not ruled out: R_hat + 3 SE = "
+                f"{cert.reconstruction_loss:.6g} + 3 * {cert.standard_error:.3g} is not "
+                f"below delta_collapse = {cert.collapse_loss:.6g}.",
+                ConvergenceWarning,
+            )
+
+    # --------------------------------------------------------------- inference
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=np.float64, reset=False)
+
+    def transform(self, X):
+        """Posterior means E[z | x] of the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in original units.
+
+        Returns
+        -------
+        X_new : ndarray of shape (n_samples, n_components)
+            Latent coordinates; a row's value does not depend on the other rows.
+        """
+        Y = self._to_representation(self._validated(X))
+        return _diagnostics.encode(self.module_, Y)[0]
+
+    def inverse_transform(self, X):
+        """Decode latent coordinates back to the original feature space.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_components)
+            Latent coordinates, e.g. the output of :meth:`transform`.
+
+        Returns
+        -------
+        X_original : ndarray of shape (n_samples, n_features)
+            Reconstructions in original units.
+        """
+        check_is_fitted(self)
+        Z = check_array(X, dtype=np.float64)
+        if Z.shape[1] != self.n_components:
+            raise ValueError(
+                f"X has {Z.shape[1]} features, but {type(self).__name__}."
+                f"inverse_transform is expecting {self.n_components} latent "
+                "coordinates (n_components) as input."
+            )
+        return self._from_representation(_diagnostics.decode(self.module_, Z))
+
+    def score_samples(self, X):
+        """Evidence lower bound of each row, as a log-density of the original data.
+
+        ``E_q[log N(y; y_hat(z), sigma^2 I)] - KL(q(z|x) || p(z)) + log|det J(x)|``
+        in nats, where ``y`` is the row in the modelled representation,
+        ``sigma^2 = decoder_variance_`` and ``J`` the Jacobian of the map from
+        original units to that representation. The expectation uses a fixed
+        set of noise draws, so repeated calls agree and a row's value does not
+        depend on the other rows.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in original units.
+
+        Returns
+        -------
+        elbo : ndarray of shape (n_samples,)
+            Lower bound on log p(x) of each row.
+        """
+        X = self._validated(X)
+        Y = self._to_representation(X)
+        elbo = _diagnostics.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
+        return elbo + self._log_abs_det_jacobian(X)
+
+    def score(self, X, y=None):
+        """Mean ELBO of the rows of X (higher is better; see :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Data in original units.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        score : float
+            Average lower bound on log p(x), in nats.
+        """
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw rows from the generative model: z ~ N(0, I), decoded to X.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows.
+        random_state : int, RandomState instance or None, default=None
+            Seed of the latent draws.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Decoded samples in original units (decoder means, no output noise).
+        """
+        check_is_fitted(self)
+        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        Z = check_random_state(random_state).standard_normal((n_samples, self.n_components))
+        return self.inverse_transform(Z)
+
+    @property
+    def _n_features_out(self):
+        return self.n_components
+
+    # ------------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and next(module.parameters()).device.type != "cpu":
+            # Stored CPU-portable: loads on machines without the fitting device.
+            state["module_"] = copy.deepcopy(module).cpu()
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" not in state:
+            return
+        target = torch.device(self.device_)
+        if target.type == "cuda" and not torch.cuda.is_available():
+            warnings.warn(
+                f"{type(self).__name__} was fitted on {self.device_} but no CUDA "
+                "device is available; it was loaded on the CPU.",
+                UserWarning,
+            )
+            self.device_ = "cpu"
+        elif target.type != "cpu":
+            self.module_ = self.module_.to(target)

@@ -1,0 +1,121 @@
+"""Encoder and decoder MLPs and the norm-constraint output layer (DESIGN section 4)."""
+
+import math
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
+
+# log-variance outputs are clamped to keep exp() finite in float32.
+_LOGVAR_RANGE = (-30.0, 20.0)
+
+
+def _mlp(sizes, activation):
+    """Linear layers through ``sizes`` with ``activation`` after each one."""
+    layers = []
+    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+        layers += [nn.Linear(n_in, n_out, device="meta"), _ACTIVATIONS[activation]()]
+    return nn.Sequential(*layers)
+
+
+class NormConstraint(nn.Module):
+    """Radially clamp each row into the shell: ``u * clamp(|u|, r_min, r_max) / |u|``.
+
+    The identity on the shell, so it removes no reconstruction that data in the
+    shell could need; it only forbids outputs off the shell. A row with
+    ``|u| ~ 0`` has no direction and is sent to ``r_min * e_1``.
+    """
+
+    def __init__(self, r_min, r_max):
+        super().__init__()
+        self.r_min = float(r_min)
+        self.r_max = float(r_max)
+
+    def forward(self, u):
+        norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+        tiny = torch.finfo(u.dtype).tiny ** 0.5
+        safe = norm.clamp_min(tiny)
+        y = u * (norm.clamp(self.r_min, self.r_max) / safe)
+        e1 = torch.zeros_like(u[:1])
+        e1[0, 0] = self.r_min
+        return torch.where(norm > tiny, y, e1)
+
+    def extra_repr(self):
+        return f"r_min={self.r_min}, r_max={self.r_max}"
+
+
+class GaussianEncoder(nn.Module):
+    """x -> (mu, log sigma^2) of a diagonal Gaussian q(z|x)."""
+
+    def __init__(self, n_features, hidden_layer_sizes, n_components, activation):
+        super().__init__()
+        sizes = [n_features, *hidden_layer_sizes]
+        self.body = _mlp(sizes, activation)
+        self.head = nn.Linear(sizes[-1], 2 * n_components, device="meta")
+        self.n_components = n_components
+
+    def forward(self, x):
+        h = self.head(self.body(x))
+        mu, logvar = h[:, : self.n_components], h[:, self.n_components :]
+        return mu, logvar.clamp(*_LOGVAR_RANGE)
+
+
+class Decoder(nn.Module):
+    """z -> reconstruction, optionally constrained to the shell."""
+
+    def __init__(self, n_components, hidden_layer_sizes, n_features, activation, output):
+        super().__init__()
+        sizes = [n_components, *reversed(hidden_layer_sizes)]
+        self.body = _mlp(sizes, activation)
+        self.head = nn.Linear(sizes[-1], n_features, device="meta")
+        self.output = output if output is not None else nn.Identity()
+
+    def forward(self, z):
+        return self.output(self.head(self.body(z)))
+
+
+class VAEModule(nn.Module):
+    """The encoder and decoder of one model."""
+
+    def __init__(self, encoder, decoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+
+def build_vae(
+    *,
+    n_features,
+    n_components,
+    hidden_layer_sizes,
+    activation,
+    output_layer,
+    device,
+    generator,
+):
+    """Build a VAEModule on ``device`` with float32 parameters drawn from ``generator``.
+
+    Layers are created on the meta device and initialised here, so torch's
+    global random state is neither read nor advanced. The initialisation is
+    torch's default for ``nn.Linear``: weights and biases uniform in
+    ``+-1/sqrt(fan_in)``.
+    """
+    module = VAEModule(
+        GaussianEncoder(n_features, hidden_layer_sizes, n_components, activation),
+        Decoder(n_components, hidden_layer_sizes, n_features, activation, output_layer),
+    )
+    module = module.to_empty(device=device)
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear):
+                bound = 1.0 / math.sqrt(layer.in_features)
+                for p in (layer.weight, layer.bias):
+                    draw = torch.empty(p.shape).uniform_(-bound, bound, generator=generator)
+                    p.copy_(draw)
+    return module
+
+
+def kl_per_dimension(mu, logvar):
+    """KL(N(mu, exp(logvar)) || N(0, 1)) for each row and latent dimension."""
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)

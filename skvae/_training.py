@@ -1,0 +1,198 @@
+"""Minibatch Adam training of a VAE, with the optional reconstruction constraint (DESIGN section 5)."""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ._networks import kl_per_dimension
+
+# Multiplier rule of DESIGN section 5.
+LAMBDA_INIT = 1.0
+LAMBDA_BOUNDS = (1e-3, 1e4)
+LAMBDA_STEP = 0.05
+MOVING_AVERAGE = 0.9
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """Keep the reconstruction loss R under ``target`` (tau); ``collapse`` is delta."""
+
+    target: float
+    collapse: float
+
+    @property
+    def width(self):
+        return self.collapse - self.target
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Everything the loop needs besides the module and the data."""
+
+    beta: float
+    decoder_variance: object  # "learned" or a positive float
+    max_iter: int
+    batch_size: int
+    learning_rate: float
+    tol: float
+    n_iter_no_change: int
+    constraint: Constraint = None
+    kl_weight: object = None  # callable epoch -> multiplier of beta, or None
+    earliest_stop: int = 0  # no early stopping before this epoch (annealing)
+    free_bits: float = 0.0
+    fixed_budget: bool = False  # run max_iter epochs by design (cyclical annealing)
+    recon_floor: float = 1e-12  # guard for log R with a learned variance
+    verbose: int = 0
+
+
+@dataclass
+class TrainingResult:
+    """What the loop reports back to the estimator."""
+
+    loss_curve: list = field(default_factory=list)
+    reconstruction_curve: list = field(default_factory=list)
+    lagrange_multiplier: float = LAMBDA_INIT
+    reconstruction_average: float = math.nan
+    n_iter: int = 0
+    converged: bool = False
+    feasible: bool = True
+
+
+def reconstruction_loss(y, y_hat):
+    """Per-sample squared error summed over features, averaged over rows."""
+    return (y - y_hat).pow(2).sum(dim=1).mean()
+
+
+def reconstruction_term(R, n_features, decoder_variance, floor):
+    """Negative log-likelihood of the Gaussian decoder, up to constants.
+
+    ``(n_features / 2) * log R`` for the maximum-likelihood ("learned")
+    variance ``R / n_features``; ``R / (2 sigma^2)`` for a fixed ``sigma^2``.
+    """
+    if decoder_variance == "learned":
+        return 0.5 * n_features * torch.log(R.clamp_min(floor))
+    return R / (2.0 * decoder_variance)
+
+
+def kl_term(mu, logvar, free_bits):
+    """Mean KL(q(z|x) || p(z)); with free bits, each dimension's batch mean is floored."""
+    kl = kl_per_dimension(mu, logvar).mean(dim=0)
+    if free_bits > 0:
+        # Below the floor the term is constant, so its gradient stops there.
+        kl = kl.clamp_min(free_bits)
+    return kl.sum()
+
+
+class _Multiplier:
+    """log-space Lagrange multiplier update with a normalised, clipped violation."""
+
+    def __init__(self, constraint):
+        self.constraint = constraint
+        self.log_value = math.log(LAMBDA_INIT)
+        self.average = None
+
+    @property
+    def value(self):
+        return math.exp(self.log_value) if self.constraint else 0.0
+
+    def penalty(self, R):
+        c = self.constraint
+        return self.value * (R - c.target) / c.width
+
+    def update(self, R):
+        r = float(R)
+        self.average = r if self.average is None else (
+            MOVING_AVERAGE * self.average + (1 - MOVING_AVERAGE) * r
+        )
+        if self.constraint is None:
+            return
+        c = self.constraint
+        violation = min(max((self.average - c.target) / c.width, -1.0), 1.0)
+        lo, hi = math.log(LAMBDA_BOUNDS[0]), math.log(LAMBDA_BOUNDS[1])
+        self.log_value = min(max(self.log_value + LAMBDA_STEP * violation, lo), hi)
+
+    @property
+    def feasible(self):
+        return self.constraint is None or self.average <= self.constraint.target
+
+
+def _diverged(epoch, config):
+    return ValueError(
+        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}. "
+        f"Lower learning_rate_init (now {config.learning_rate:g}) or beta "
+        f"(now {config.beta:g})."
+    )
+
+
+def train(module, Y, config, *, generator, noise_generator):
+    """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
+
+    ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
+    data's device) draws the reparameterisation noise. Raises ValueError if
+    the loss stops being finite.
+    """
+    n_samples, n_features = Y.shape
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
+    multiplier = _Multiplier(config.constraint)
+    result = TrainingResult()
+    best, stall = math.inf, 0
+    module.train()
+    for epoch in range(config.max_iter):
+        weight = config.beta * (config.kl_weight(epoch) if config.kl_weight else 1.0)
+        order = torch.randperm(n_samples, generator=generator).to(Y.device)
+        total = recon_total = 0.0
+        for start in range(0, n_samples, config.batch_size):
+            y = Y[order[start : start + config.batch_size]]
+            mu, logvar = module.encoder(y)
+            eps = torch.randn(
+                mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype
+            )
+            y_hat = module.decoder(mu + eps * torch.exp(0.5 * logvar))
+            R = reconstruction_loss(y, y_hat)
+            objective = reconstruction_term(
+                R, n_features, config.decoder_variance, config.recon_floor
+            ) + weight * kl_term(mu, logvar, config.free_bits)
+            loss = objective
+            if config.constraint is not None:
+                loss = loss + multiplier.penalty(R)
+            if not torch.isfinite(loss):
+                raise _diverged(epoch, config)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            multiplier.update(R.detach())
+            total += float(objective.detach()) * y.shape[0]
+            recon_total += float(R.detach()) * y.shape[0]
+        epoch_loss = total / n_samples
+        result.loss_curve.append(epoch_loss)
+        result.reconstruction_curve.append(recon_total / n_samples)
+        result.n_iter = epoch + 1
+        if config.verbose:
+            msg = f"epoch {epoch + 1:4d}  loss {epoch_loss:.6g}  R {recon_total / n_samples:.6g}"
+            if config.constraint is not None:
+                msg += (
+                    f"  R_avg {multiplier.average:.6g} (tau {config.constraint.target:.6g})"
+                    f"  lambda {multiplier.value:.4g}"
+                )
+            print(msg)
+        # sklearn's MLP rule: count epochs that fail to improve on the best by tol.
+        stall = stall + 1 if epoch_loss > best - config.tol else 0
+        best = min(best, epoch_loss)
+        if (
+            stall > config.n_iter_no_change
+            and epoch + 1 >= config.earliest_stop
+            and multiplier.feasible
+        ):
+            result.converged = True
+            break
+    if config.fixed_budget and result.n_iter == config.max_iter:
+        result.converged = multiplier.feasible
+    if not np.all(np.isfinite(result.loss_curve)):
+        raise _diverged(result.n_iter - 1, config)
+    result.lagrange_multiplier = multiplier.value
+    result.reconstruction_average = multiplier.average
+    result.feasible = multiplier.feasible
+    module.eval()
+    return result

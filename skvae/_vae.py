@@ -1,0 +1,231 @@
+"""VAE: the conventional baseline (standardized data, no shell, no constraint) and its usual remedies."""
+
+import numbers
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ._base import _BaseVAE
+from ._feasible import mean_squared_distance
+
+
+def kl_weight_schedule(kind, annealing_epochs):
+    """Multiplier of ``beta`` at each epoch (0-based) for an annealing ``kind``.
+
+    * ``None``: always 1.
+    * ``"linear"`` (Bowman et al., 2016): ``min(1, epoch / annealing_epochs)``,
+      rising from 0 over the first ``annealing_epochs`` epochs.
+    * ``"cyclical"`` (Fu et al., 2019): cycles of ``annealing_epochs`` epochs;
+      in each the weight rises linearly from 0 over the first half, then
+      stays at 1 for the second half.
+    """
+    if kind is None:
+        return lambda epoch: 1.0
+    if kind == "linear":
+        return lambda epoch: min(1.0, epoch / annealing_epochs)
+    if kind == "cyclical":
+        half = annealing_epochs / 2.0
+        return lambda epoch: min(1.0, (epoch % annealing_epochs) / half)
+    raise ValueError(f"Unknown kl_annealing={kind!r}.")
+
+
+class VAE(_BaseVAE):
+    """Conventional Gaussian VAE on standardized data, with the same API and backend.
+
+    The baseline against which :class:`SphericalClusterVAE` is measured: the
+    same networks, optimiser, stopping rule, diagnostics, certificate and
+    scoring, but no shell map, no norm constraint and no reconstruction
+    constraint. The usual remedies for posterior collapse are options: KL
+    annealing (linear or cyclical) and free bits.
+
+    Read more in the :ref:`User Guide <user_guide>`.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+        Dimension of the latent space.
+    beta : float, default=1.0
+        Weight of the KL term.
+    decoder_variance : "learned" or float, default="learned"
+        ``"learned"`` uses the maximum-likelihood variance ``R / n_features``;
+        a positive float fixes ``sigma^2`` in standardized units (the model
+        collapses when it exceeds the largest eigenvalue of the standardized
+        covariance, Lucas et al. 2019).
+    hidden_layer_sizes : array-like of int, default=(128, 64)
+        Widths of the encoder's hidden layers; the decoder mirrors them.
+    activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
+        Hidden-layer activation.
+    kl_annealing : {"linear", "cyclical"} or None, default=None
+        KL-weight schedule: ``"linear"`` warm-up (Bowman et al., 2016) or
+        ``"cyclical"`` (Fu et al., 2019); see ``annealing_epochs``.
+    annealing_epochs : int, default=20
+        Length of the linear warm-up, or of one cycle. The weight at 0-based
+        epoch ``t`` is ``min(1, t / annealing_epochs)`` (linear) or
+        ``min(1, 2 * (t mod annealing_epochs) / annealing_epochs)``
+        (cyclical). Early stopping is not considered before the warm-up ends;
+        with cyclical annealing training runs for ``max_iter`` epochs.
+    free_bits : float, default=0.0
+        Per-dimension KL floor in nats (Kingma et al., 2016): each latent
+        dimension's batch-mean KL enters the loss as ``max(free_bits, KL_j)``,
+        so it gets no gradient below the floor.
+    max_iter : int, default=200
+        Maximum number of epochs.
+    batch_size : int or "auto", default="auto"
+        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+    learning_rate_init : float, default=1e-3
+        Adam step size.
+    tol : float, default=1e-4
+        An epoch improves when its loss beats the best by more than ``tol``.
+    n_iter_no_change : int, default=10
+        Training stops after this many epochs without improvement.
+    n_certificate_passes : int, default=10
+        Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
+    device : str, default="cpu"
+        Torch device to train on.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the weight initialisation, minibatch order and noise draws.
+    verbose : int, default=0
+        Print one line per epoch when positive.
+
+    Attributes
+    ----------
+    scaler_ : sklearn.preprocessing.StandardScaler
+        The fitted standardization.
+    total_variance_ : float
+        ``T``, mean squared distance to the mean in standardized units.
+    collapse_loss_ : float
+        Loss of the best input-independent decoder; without a shell it can
+        output the mean, so this equals ``total_variance_``.
+    reconstruction_loss_ : float
+        Expected reconstruction loss on the training data with ``z ~ q(z|x)``.
+    reconstruction_loss_se_ : float
+        Its standard error over ``n_certificate_passes`` passes.
+    collapse_certified_ : bool
+        ``reconstruction_loss_ + 3 SE < collapse_loss_``.
+    decoder_variance_ : float
+        Decoder variance used by :meth:`score_samples`.
+    active_units_ : int
+        Latent dimensions with ``Var_x(E[z|x]) > 0.01``.
+    kl_per_dimension_ : ndarray of shape (n_components,)
+        Mean KL per latent dimension, in nats.
+    mutual_information_ : float
+        Estimate of I(x; z) under q, in nats.
+    loss_curve_ : list of float
+        Negative beta-ELBO of each epoch (with the epoch's KL weight).
+    n_iter_ : int
+        Number of epochs run.
+    device_ : str
+        Device the networks live on.
+    module_ : torch.nn.Module
+        The trained encoder and decoder (float64).
+    n_features_in_ : int
+        Number of features seen during :term:`fit`.
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
+        Names of features seen during :term:`fit`. Defined only when `X`
+        has feature names that are all strings.
+
+    See Also
+    --------
+    SphericalClusterVAE : The same model with the collapse guarantee.
+
+    References
+    ----------
+    .. [1] D. P. Kingma and M. Welling, "Auto-Encoding Variational Bayes",
+       ICLR 2014.
+    .. [2] S. R. Bowman et al., "Generating Sentences from a Continuous Space",
+       CoNLL 2016.
+    .. [3] H. Fu et al., "Cyclical Annealing Schedule: A Simple Approach to
+       Mitigating KL Vanishing", NAACL 2019.
+    .. [4] D. P. Kingma et al., "Improved Variational Inference with Inverse
+       Autoregressive Flow", NeurIPS 2016.
+    .. [5] J. Lucas et al., "Don't Blame the ELBO! A Linear VAE Perspective on
+       Posterior Collapse", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_blobs
+    >>> from skvae import VAE
+    >>> X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=0)
+    >>> vae = VAE(n_components=2, max_iter=60, random_state=0).fit(X)
+    >>> vae.transform(X).shape
+    (300, 2)
+    >>> vae.active_units_
+    2
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseVAE._parameter_constraints,
+        "kl_annealing": [StrOptions({"linear", "cyclical"}), None],
+        "annealing_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "free_bits": [Interval(numbers.Real, 0, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        beta=1.0,
+        decoder_variance="learned",
+        hidden_layer_sizes=(128, 64),
+        activation="relu",
+        kl_annealing=None,
+        annealing_epochs=20,
+        free_bits=0.0,
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        tol=1e-4,
+        n_iter_no_change=10,
+        n_certificate_passes=10,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.beta = beta
+        self.decoder_variance = decoder_variance
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.kl_annealing = kl_annealing
+        self.annealing_epochs = annealing_epochs
+        self.free_bits = free_bits
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.n_certificate_passes = n_certificate_passes
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _fit_representation(self, X, seed):
+        scaler = StandardScaler().fit(X)
+        Y = scaler.transform(X)
+        total = mean_squared_distance(Y, Y.mean(axis=0))
+        attrs = dict(scaler_=scaler, total_variance_=total, collapse_loss_=total)
+        return attrs, Y, None, total
+
+    def _to_representation(self, X):
+        return self.scaler_.transform(X)
+
+    def _from_representation(self, Y):
+        return self.scaler_.inverse_transform(Y)
+
+    def _log_abs_det_jacobian(self, X):
+        return np.full(X.shape[0], -np.log(self.scaler_.scale_).sum())
+
+    def _schedule(self):
+        if self.kl_annealing == "linear":
+            earliest = self.annealing_epochs
+        elif self.kl_annealing == "cyclical":
+            earliest = self.max_iter
+        else:
+            earliest = 0
+        return dict(
+            kl_weight=kl_weight_schedule(self.kl_annealing, self.annealing_epochs),
+            earliest_stop=earliest,
+            free_bits=self.free_bits,
+            fixed_budget=self.kl_annealing == "cyclical",
+        )
