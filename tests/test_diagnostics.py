@@ -1,0 +1,129 @@
+"""KL, mutual information, the multiplier rule and the schedules, against closed forms."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+
+from skvae._diagnostics import active_units, mutual_information
+from skvae._networks import NormConstraint, build_vae, kl_per_dimension
+from skvae._training import Constraint, _Multiplier, kl_term
+from skvae._vae import kl_weight_schedule
+
+
+def test_kl_closed_form_matches_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    mu = torch.tensor([[0.3, -1.2, 2.0]], dtype=torch.float64)
+    logvar = torch.tensor([[-0.5, 0.7, -2.0]], dtype=torch.float64)
+    std = torch.exp(0.5 * logvar)
+    z = mu + std * torch.randn((400_000, 3), generator=g, dtype=torch.float64)
+    log_q = torch.distributions.Normal(mu, std).log_prob(z)
+    log_p = torch.distributions.Normal(0.0, 1.0).log_prob(z)
+    mc = (log_q - log_p).mean(dim=0)
+    se = (log_q - log_p).std(dim=0) / math.sqrt(z.shape[0])
+    closed = kl_per_dimension(mu, logvar)[0]
+    assert torch.all((closed - mc).abs() < 4 * se)
+    # ... and torch's own analytic KL.
+    ref = torch.distributions.kl_divergence(
+        torch.distributions.Normal(mu, std), torch.distributions.Normal(0.0, 1.0))
+    assert_allclose(closed.numpy(), ref[0].numpy(), rtol=1e-12)
+
+
+def test_free_bits_stop_gradient_below_floor():
+    mu = torch.tensor([[0.05, 2.0], [-0.05, 1.0]], requires_grad=True)
+    logvar = torch.zeros((2, 2), requires_grad=True)
+    kl_term(mu, logvar, free_bits=0.5).backward()
+    # Dimension 0 has KL 0.00125 < 0.5: no gradient. Dimension 1 is above.
+    assert torch.all(mu.grad[:, 0] == 0)
+    assert torch.all(mu.grad[:, 1] != 0)
+    assert float(kl_term(mu.detach(), logvar.detach(), free_bits=0.5)) == pytest.approx(0.5 + 1.25)
+
+
+def test_annealing_schedules():
+    linear = kl_weight_schedule("linear", 4)
+    assert [linear(t) for t in range(6)] == [0, 0.25, 0.5, 0.75, 1, 1]
+    cyc = kl_weight_schedule("cyclical", 4)
+    assert [cyc(t) for t in range(9)] == [0, 0.5, 1, 1, 0, 0.5, 1, 1, 0]
+    assert kl_weight_schedule(None, 4)(0) == 1.0
+
+
+def test_multiplier_update_rule():
+    c = Constraint(target=1.0, collapse=3.0)  # band width 2
+    m = _Multiplier(c)
+    assert m.value == 1.0
+    m.update(torch.tensor(2.0))  # first value starts the moving average
+    assert m.average == 2.0
+    assert m.value == pytest.approx(math.exp(0.05 * 0.5))
+    m.update(torch.tensor(10.0))  # average 2.8 -> violation 0.9
+    assert m.average == pytest.approx(2.8)
+    assert m.value == pytest.approx(math.exp(0.05 * (0.5 + 0.9)))
+    for _ in range(10_000):
+        m.update(torch.tensor(100.0))
+    assert m.value == pytest.approx(1e4)  # upper bound, clipped violation
+    for _ in range(10_000):
+        m.update(torch.tensor(-100.0))
+    assert m.value == pytest.approx(1e-3)
+    assert m.feasible
+    # The penalty is normalised by the band width.
+    assert float(m.penalty(torch.tensor(2.0))) == pytest.approx(1e-3 * 0.5)
+
+
+def test_norm_constraint_is_identity_on_shell_and_lands_in_it():
+    layer = NormConstraint(1.0, 2.0)
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn((500, 7), generator=g, dtype=torch.float64)
+    u *= torch.empty((500, 1), dtype=torch.float64).uniform_(0, 4, generator=g)
+    y = layer(u)
+    norms = torch.linalg.vector_norm(y, dim=1)
+    assert torch.all(norms >= 1 - 1e-12) and torch.all(norms <= 2 + 1e-12)
+    inside = torch.linalg.vector_norm(u, dim=1).between(1, 2) if hasattr(torch.Tensor, "between") else (
+        (torch.linalg.vector_norm(u, dim=1) >= 1) & (torch.linalg.vector_norm(u, dim=1) <= 2))
+    assert torch.equal(y[inside], u[inside])
+    assert_allclose(layer(torch.zeros((1, 3))).numpy(), [[1.0, 0.0, 0.0]])
+
+
+def test_build_does_not_touch_global_rng():
+    state = torch.get_rng_state()
+    threads = torch.get_num_threads()
+    a = build_vae(n_features=5, n_components=2, hidden_layer_sizes=(8,), activation="relu",
+                  output_layer=None, device="cpu", generator=torch.Generator().manual_seed(1))
+    b = build_vae(n_features=5, n_components=2, hidden_layer_sizes=(8,), activation="relu",
+                  output_layer=None, device="cpu", generator=torch.Generator().manual_seed(1))
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    for p, q in zip(a.parameters(), b.parameters()):
+        assert torch.equal(p, q)
+        bound = 1 / math.sqrt(a.encoder.body[0].in_features) if p.shape[-1] == 5 else None
+        if bound is not None:
+            assert p.abs().max() <= bound
+
+
+def test_mutual_information_limits():
+    g = torch.Generator().manual_seed(0)
+    n = 300
+    # Identical posteriors: I(x; z) = 0.
+    mu = np.zeros((n, 3))
+    assert abs(mutual_information(mu, np.zeros((n, 3)), generator=g)) < 1e-12
+    # Well-separated point-like posteriors: z identifies the row, I = log n.
+    mu = np.arange(n, dtype=float)[:, None] * np.ones((1, 2))
+    mi = mutual_information(mu, np.full((n, 2), -20.0), generator=g)
+    assert mi == pytest.approx(math.log(n), abs=1e-6)
+
+
+def test_mutual_information_gaussian_closed_form():
+    # mu ~ N(0, s^2), q(z|x) = N(mu, 1): I = 0.5 log(1 + s^2) per dimension.
+    rng = np.random.default_rng(0)
+    s2 = 4.0
+    mu = rng.normal(scale=math.sqrt(s2), size=(2000, 1))
+    mi = mutual_information(mu, np.zeros_like(mu), generator=torch.Generator().manual_seed(0))
+    assert mi == pytest.approx(0.5 * math.log(1 + s2), abs=0.05)
+
+
+def test_active_units_threshold():
+    rng = np.random.default_rng(0)
+    mu = np.c_[rng.normal(scale=1.0, size=500), rng.normal(scale=0.05, size=500),
+               np.zeros(500)]
+    assert active_units(mu) == 1
+    assert active_units(mu, threshold=1e-4) == 2

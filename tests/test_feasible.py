@@ -1,0 +1,116 @@
+"""The feasible band: W, W_S, T and delta_collapse against independent computations."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy.optimize import minimize
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+
+from skvae import SphericalClusterVAE, SphericalShellScaler
+from skvae._feasible import collapse_loss, fit_feasible_region, project_to_shell
+
+
+def _shell_data(seed=0, n_features=6, shift=0.0):
+    X, _ = make_blobs(n_samples=150, n_features=n_features, centers=3, random_state=seed)
+    Y = SphericalShellScaler(1.0, 2.0).fit(X).transform(X)
+    return Y + shift
+
+
+def _numerical_delta(Y, r_min, r_max):
+    """min over c in the shell of mean ||y - c||^2, by constrained optimisation."""
+    best = np.inf
+    rng = np.random.default_rng(0)
+    f = lambda c: np.mean(np.sum((Y - c) ** 2, axis=1))  # noqa: E731
+    cons = [
+        {"type": "ineq", "fun": lambda c: c @ c - r_min**2},
+        {"type": "ineq", "fun": lambda c: r_max**2 - c @ c},
+    ]
+    for _ in range(20):
+        c0 = rng.normal(size=Y.shape[1])
+        c0 *= rng.uniform(r_min, r_max) / np.linalg.norm(c0)
+        res = minimize(f, c0, constraints=cons, method="SLSQP", options={"ftol": 1e-12})
+        if res.success and r_min - 1e-6 <= np.linalg.norm(res.x) <= r_max + 1e-6:
+            best = min(best, res.fun)
+    return best
+
+
+@pytest.mark.parametrize("shift", [0.0, 0.8, 3.0])
+def test_collapse_loss_matches_numerical_minimisation(shift):
+    # shift moves the data mean into the hole, into the shell, and outside it.
+    Y = _shell_data(shift=shift)
+    T, delta = collapse_loss(Y, 1.0, 2.0)
+    assert T == pytest.approx(np.sum(Y.var(axis=0)))
+    assert delta == pytest.approx(_numerical_delta(Y, 1.0, 2.0), rel=1e-6)
+    assert T <= delta
+
+
+def test_within_cluster_variance_is_kmeans_inertia():
+    Y = _shell_data()
+    region = fit_feasible_region(Y, n_clusters=5, r_min=1.0, r_max=2.0, margin=0.5,
+                                 random_state=0)
+    km = KMeans(n_clusters=5, n_init=4, random_state=0).fit(Y)
+    assert region.within_cluster_variance == pytest.approx(km.inertia_ / len(Y), rel=1e-6)
+    # W <= W_S (centres moved onto the shell) <= tau < delta, T <= delta.
+    assert region.within_cluster_variance <= region.codebook_loss
+    assert region.codebook_loss < region.reconstruction_target < region.collapse_loss
+    assert region.total_variance <= region.collapse_loss
+    assert region.reconstruction_target == pytest.approx(
+        region.collapse_loss - 0.5 * (region.collapse_loss - region.codebook_loss))
+
+
+def test_codebook_loss_uses_projected_centres():
+    Y = _shell_data(seed=3)
+    region = fit_feasible_region(Y, n_clusters=4, r_min=1.0, r_max=2.0, margin=0.3,
+                                 random_state=0)
+    C = region.cluster_centers
+    norms = np.linalg.norm(C, axis=1, keepdims=True)
+    P = C / norms * np.clip(norms, 1.0, 2.0)
+    expected = np.mean(np.sum((Y - P[region.labels]) ** 2, axis=1))
+    assert region.codebook_loss == pytest.approx(expected)
+
+
+def test_projection_onto_shell():
+    C = np.array([[0.1, 0.0], [3.0, 4.0], [1.2, 0.0], [0.0, 0.0]])
+    assert_allclose(project_to_shell(C, 1.0, 2.0),
+                    [[1.0, 0.0], [1.2, 1.6], [1.2, 0.0], [1.0, 0.0]])
+
+
+def test_one_cluster_band_is_empty_exactly():
+    # With K = 1 the shell codebook is the projected mean: W_S == delta.
+    Y = _shell_data()
+    with pytest.raises(ValueError, match="feasible band is empty"):
+        fit_feasible_region(Y, n_clusters=1, r_min=1.0, r_max=2.0, margin=0.5,
+                            random_state=0)
+    with pytest.raises(ValueError, match="n_clusters=1 makes the feasible band empty"):
+        SphericalClusterVAE(n_clusters=1).fit(np.random.default_rng(0).normal(size=(20, 3)))
+
+
+def test_more_clusters_than_samples():
+    with pytest.raises(ValueError, match=r"n_clusters=8 must be <= n_samples=5"):
+        SphericalClusterVAE(n_clusters=8).fit(np.random.default_rng(0).normal(size=(5, 3)))
+
+
+@pytest.mark.filterwarnings("ignore:Number of distinct clusters")
+def test_zero_variance_data():
+    with pytest.raises(ValueError, match="zero variance"):
+        SphericalClusterVAE(n_clusters=2).fit(np.ones((20, 3)))
+    # Straight to the region: all rows at the same shell point.
+    with pytest.raises(ValueError, match="zero variance"):
+        fit_feasible_region(np.tile([1.0, 0.0], (10, 1)), n_clusters=2, r_min=1.0,
+                            r_max=2.0, margin=0.5, random_state=0)
+
+
+def test_estimator_exposes_region():
+    X, _ = make_blobs(n_samples=120, n_features=4, centers=3, random_state=0)
+    vae = SphericalClusterVAE(n_clusters=3, max_iter=5, random_state=0)
+    with pytest.warns(Warning):
+        vae.fit(X)
+    Y = vae.shell_.transform(X)
+    T, delta = collapse_loss(Y, 1.0, 2.0)
+    assert vae.total_variance_ == pytest.approx(T)
+    assert vae.collapse_loss_ == pytest.approx(delta)
+    assert vae.cluster_centers_.shape == (3, 4)
+    assert vae.labels_.shape == (120,)
+    assert vae.within_cluster_variance_ == pytest.approx(
+        np.mean(np.sum((Y - vae.cluster_centers_[vae.labels_]) ** 2, axis=1)))
