@@ -119,10 +119,12 @@ class _Multiplier:
 
 
 def _diverged(epoch, config):
+    advice = f"Lower learning_rate_init (now {config.learning_rate:g}) or beta (now {config.beta:g})"
+    if config.decoder_variance != "learned":
+        advice += f", or raise decoder_variance (now {config.decoder_variance:g})"
     return ValueError(
         f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}. "
-        f"Lower learning_rate_init (now {config.learning_rate:g}) or beta "
-        f"(now {config.beta:g})."
+        f"{advice}."
     )
 
 

@@ -1,0 +1,392 @@
+"""The estimator contract: transform, inverse, score, sample, persistence, bad input."""
+
+import io
+import pickle
+import warnings
+
+import joblib
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy.stats import norm
+from sklearn.base import clone
+from sklearn.datasets import make_blobs
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skvae import SphericalClusterVAE, VAE
+from skvae.metrics import collapse_certificate
+
+FAST = dict(hidden_layer_sizes=(32,), max_iter=40, random_state=0)
+
+
+def _quiet_fit(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X)
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(n_samples=240, n_features=6, centers=4, cluster_std=1.5,
+                      random_state=0)
+    return X, y
+
+
+@pytest.fixture(scope="module", params=["spherical", "vae"])
+def fitted(request, blobs):
+    X, _ = blobs
+    est = (SphericalClusterVAE(n_clusters=4, **FAST) if request.param == "spherical"
+           else VAE(**FAST))
+    return _quiet_fit(est, X), X
+
+
+# ------------------------------------------------------------------ transform
+def test_transform_does_not_depend_on_other_rows(fitted):
+    est, X = fitted
+    rng = np.random.default_rng(0)
+    perm = rng.permutation(len(X))
+    for method in (est.transform, est.score_samples):
+        full = method(X)
+        assert_allclose(method(X[perm]), full[perm], rtol=0, atol=1e-9)
+        by_row = np.concatenate([method(X[i : i + 1]) for i in range(0, 30)])
+        assert_allclose(by_row, full[:30], rtol=0, atol=1e-9)
+        halves = np.concatenate([method(X[:7]), method(X[7:])])
+        assert_allclose(halves, full, rtol=0, atol=1e-9)
+
+
+def test_transform_is_posterior_mean(fitted):
+    est, X = fitted
+    Y = est._to_representation(X)
+    with torch.no_grad():
+        mu, _ = est.module_.encoder(torch.as_tensor(Y))
+    assert_allclose(est.transform(X), mu.numpy())
+
+
+def test_refit_is_reproducible(blobs):
+    X, _ = blobs
+    a = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    b = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    assert_array_equal(a.transform(X), b.transform(X))
+    assert a.loss_curve_ == b.loss_curve_
+    c = _quiet_fit(SphericalClusterVAE(n_clusters=4, **{**FAST, "random_state": 1}), X)
+    assert not np.allclose(a.transform(X), c.transform(X))
+
+
+def test_fit_does_not_change_parameters(blobs):
+    # What check_dont_overwrite_parameters tests, with a valid n_clusters.
+    X, _ = blobs
+    est = SphericalClusterVAE(n_components=1, n_clusters=2, **FAST)
+    params = est.get_params()
+    keys = set(vars(est))
+    _quiet_fit(est, X)
+    assert est.get_params() == params
+    added = set(vars(est)) - keys
+    assert all(k.endswith("_") or k.startswith("_") for k in added)
+
+
+def test_one_feature():
+    # What check_fit2d_1feature tests, with a valid n_clusters.
+    X = np.random.default_rng(0).uniform(size=(10, 1)) * 3
+    est = _quiet_fit(SphericalClusterVAE(n_clusters=2, **FAST), X)
+    assert est.transform(X).shape == (10, 2)
+    assert np.all(np.isfinite(est.score_samples(X)))
+
+
+@pytest.mark.parametrize("method", ["transform", "score_samples", "score"])
+def test_1d_input_rejected(fitted, method):
+    est, X = fitted
+    with pytest.raises(ValueError, match="Expected 2D array"):
+        getattr(est, method)(X[0])
+
+
+def test_fit_does_not_touch_global_torch_state(blobs):
+    X, _ = blobs
+    state, threads = torch.get_rng_state(), torch.get_num_threads()
+    np_state = np.random.get_state()[1].copy()
+    _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.get_num_threads() == threads
+    assert_array_equal(np.random.get_state()[1], np_state)
+
+
+# -------------------------------------------------------------------- inverse
+def test_inverse_transform_reconstructs(fitted):
+    est, X = fitted
+    X_hat = est.inverse_transform(est.transform(X))
+    assert X_hat.shape == X.shape
+    # Clearly better than predicting the mean everywhere (80 Adam steps only).
+    assert np.mean((X - X_hat) ** 2) < 0.75 * np.mean((X - X.mean(axis=0)) ** 2)
+
+
+def test_inverse_transform_clips_decoded_norms(blobs):
+    X, _ = blobs
+    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    lo, hi = est.shell_radius_range_
+    Z = np.random.default_rng(0).normal(scale=50, size=(200, 2))  # far-out latents
+    X_hat = est.inverse_transform(Z)
+    norms = np.linalg.norm(est.shell_.transform(X_hat), axis=1)
+    assert np.all(norms >= lo - 1e-9) and np.all(norms <= hi + 1e-9)
+    assert np.all(np.isfinite(X_hat))
+
+
+def test_inverse_transform_checks_width(fitted):
+    est, _ = fitted
+    with pytest.raises(ValueError, match="expecting 2 latent coordinates"):
+        est.inverse_transform(np.zeros((3, 5)))
+
+
+# ---------------------------------------------------------------------- score
+def test_score_samples_matches_independent_elbo(fitted):
+    est, X = fitted
+    Xq = X[:20]
+    Y = est._to_representation(Xq)
+    with torch.no_grad():
+        mu, logvar = (t.numpy() for t in est.module_.encoder(torch.as_tensor(Y)))
+    std = np.exp(0.5 * logvar)
+    sigma = np.sqrt(est.decoder_variance_)
+    loglik = []
+    for eps in est._score_eps:
+        with torch.no_grad():
+            y_hat = est.module_.decoder(torch.as_tensor(mu + std * eps)).numpy()
+        loglik.append(norm.logpdf(Y, loc=y_hat, scale=sigma).sum(axis=1))
+    kl = 0.5 * np.sum(mu**2 + std**2 - 1 - logvar, axis=1)
+    if isinstance(est, SphericalClusterVAE):
+        log_det = est.shell_.log_abs_det_jacobian(Xq)
+    else:
+        log_det = -np.sum(np.log(X.std(axis=0)))
+    expected = np.mean(loglik, axis=0) - kl + log_det
+    assert_allclose(est.score_samples(Xq), expected, rtol=1e-9)
+    assert est.score(Xq) == pytest.approx(expected.mean())
+    assert_array_equal(est.score_samples(Xq), est.score_samples(Xq))
+
+
+def _two_blobs_2d():
+    rng = np.random.default_rng(0)
+    return np.r_[rng.normal([-30, 5], [4, 2], (300, 2)), rng.normal([20, -5], [8, 3], (300, 2))]
+
+
+def _grid_mass(log_density, half_width, n=401):
+    g = np.linspace(-half_width, half_width, n)
+    G = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
+    dens = np.exp(log_density(G))
+    return G, dens, (g[1] - g[0]) ** 2
+
+
+def test_vae_score_is_a_density_of_the_original_data():
+    # The ELBO lower-bounds log p(x): exp(score_samples) integrates to at most
+    # 1 over the original plane, and close to 1 for a well-fitted model.
+    est = _quiet_fit(VAE(n_components=1, hidden_layer_sizes=(32,), max_iter=150,
+                         random_state=0), _two_blobs_2d())
+    _, dens, cell = _grid_mass(est.score_samples, 150)
+    assert 0.9 < dens.sum() * cell <= 1.01
+
+
+def test_spherical_score_change_of_variables():
+    # Integrating exp(score_samples) over the original plane must give the
+    # mass that the shell-space ELBO puts inside the shell, computed on a grid
+    # in shell space: this checks the Jacobian term end to end. (Mass the
+    # Gaussian decoder puts outside the shell maps to no x, so it is < 1.)
+    est = _quiet_fit(SphericalClusterVAE(n_components=1, n_clusters=2,
+                                         hidden_layer_sizes=(32,), max_iter=150,
+                                         random_state=0), _two_blobs_2d())
+    _, dens_x, cell_x = _grid_mass(est.score_samples, 150, n=601)
+    from skvae._diagnostics import elbo
+
+    G, dens_y, cell_y = _grid_mass(
+        lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_), 2.0, n=801)
+    inside = np.linalg.norm(G, axis=1) < 2.0
+    inside &= np.linalg.norm(G, axis=1) >= 1.0
+    mass_x, mass_y = dens_x.sum() * cell_x, dens_y[inside].sum() * cell_y
+    assert mass_x <= 1.0
+    assert mass_x == pytest.approx(mass_y, rel=0.1)
+
+
+# --------------------------------------------------------------- certificate
+def test_certificate_accepts_trained_and_refuses_collapsed(blobs):
+    X, _ = blobs
+    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    assert est.collapse_certified_
+    assert est.reconstruction_loss_ + 3 * est.reconstruction_loss_se_ < est.collapse_loss_
+    cert = collapse_certificate(est, X)
+    assert cert.certified and cert.collapse_loss == pytest.approx(est.collapse_loss_)
+    # Force the encoder output constant: q(z|x) = N(0, I) for every x.
+    collapsed = pickle.loads(pickle.dumps(est))
+    with torch.no_grad():
+        collapsed.module_.encoder.head.weight.zero_()
+        collapsed.module_.encoder.head.bias.zero_()
+    for seed in range(5):
+        cert = collapse_certificate(collapsed, X, random_state=seed)
+        assert not cert.certified
+        # The theorem's bound holds up to Monte Carlo error.
+        assert cert.reconstruction_loss > cert.collapse_loss - 4 * cert.standard_error
+
+
+def test_uncertified_fit_warns(blobs):
+    X, _ = blobs
+    lam = np.linalg.eigvalsh(np.cov(StandardScaler().fit_transform(X), rowvar=False))[-1]
+    with pytest.warns(ConvergenceWarning, match="posterior collapse is not ruled out"):
+        est = VAE(decoder_variance=4 * lam, **FAST).fit(X)
+    assert not est.collapse_certified_ and est.active_units_ == 0
+
+
+# --------------------------------------------------------------------- sample
+def test_sample(fitted):
+    est, X = fitted
+    S = est.sample(50, random_state=0)
+    assert S.shape == (50, X.shape[1])
+    assert_array_equal(S, est.sample(50, random_state=0))
+    assert not np.allclose(S, est.sample(50, random_state=1))
+    # Samples land in the region the data occupy.
+    assert np.all(np.abs(S.mean(axis=0) - X.mean(axis=0)) < 2 * X.std(axis=0))
+    with pytest.raises(ValueError, match="n_samples must be a positive integer"):
+        est.sample(0)
+
+
+# ----------------------------------------------------------- names and output
+def test_feature_names_and_pandas_output(blobs):
+    pd = pytest.importorskip("pandas")
+    X, _ = blobs
+    df = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
+    est = SphericalClusterVAE(n_clusters=4, **FAST).set_output(transform="pandas")
+    Z = _quiet_fit(est, df).transform(df)
+    assert list(Z.columns) == ["sphericalclustervae0", "sphericalclustervae1"]
+    assert_array_equal(est.feature_names_in_, df.columns)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no feature-name warnings inside
+        est.score_samples(df)
+
+
+def test_get_feature_names_out(fitted):
+    est, _ = fitted
+    prefix = type(est).__name__.lower()
+    assert list(est.get_feature_names_out()) == [f"{prefix}0", f"{prefix}1"]
+
+
+def test_pipeline_grid_search_without_scorer():
+    X, _ = make_blobs(n_samples=150, n_features=5, centers=3, random_state=1)
+    pipe = Pipeline([("scale", StandardScaler()),
+                     ("vae", SphericalClusterVAE(hidden_layer_sizes=(16,), max_iter=15,
+                                                 random_state=0))])
+    grid = {"vae__n_clusters": [2, 4], "vae__r_min": [0.5, 1.0], "vae__r_max": [2.0, 3.0]}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search = GridSearchCV(pipe, grid, cv=3, error_score="raise").fit(X)
+    scores = search.cv_results_["mean_test_score"]
+    assert scores.shape == (8,)
+    assert np.all(np.isfinite(scores))
+    assert np.unique(np.round(scores, 6)).size == 8
+
+
+# ---------------------------------------------------------------- persistence
+@pytest.mark.parametrize("dumper", ["pickle", "joblib"])
+def test_round_trip(fitted, dumper, tmp_path):
+    est, X = fitted
+    if dumper == "pickle":
+        loaded = pickle.loads(pickle.dumps(est))
+    else:
+        joblib.dump(est, tmp_path / "m.joblib")
+        loaded = joblib.load(tmp_path / "m.joblib")
+    Z = est.transform(X)
+    assert_array_equal(loaded.transform(X), Z)
+    assert_array_equal(loaded.inverse_transform(Z), est.inverse_transform(Z))
+    assert_array_equal(loaded.score_samples(X), est.score_samples(X))
+
+
+def test_pickle_holds_no_training_data(blobs):
+    X, _ = blobs
+    X = X.copy()
+    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    blob = pickle.dumps(est)
+    for arr in (X, X.astype(np.float32), est.shell_.transform(X),
+                est.shell_.transform(X).astype(np.float32)):
+        for row in arr[:20]:
+            assert row.tobytes() not in blob
+    # Model size: networks plus one int label per row.
+    n_params = sum(p.numel() for p in est.module_.parameters())
+    assert len(blob) < 8 * n_params + 8 * len(X) + 20_000
+
+
+def test_model_fitted_on_gpu_loads_on_cpu(fitted):
+    est, X = fitted
+    est = pickle.loads(pickle.dumps(est))
+    est.device_ = "cuda:0"  # as if it had been fitted there
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present; the fallback path is not taken")
+    with pytest.warns(UserWarning, match="loaded on the CPU"):
+        loaded = pickle.loads(pickle.dumps(est))
+    assert loaded.device_ == "cpu"
+    assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_fit_and_cpu_portable_pickle(blobs):
+    X, _ = blobs
+    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, device="cuda", **FAST), X)
+    assert est.device_.startswith("cuda") and est.collapse_certified_
+    state = est.__getstate__()
+    assert next(state["module_"].parameters()).device.type == "cpu"
+    cpu = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
+    assert_allclose(est.transform(X).std(axis=0), cpu.transform(X).std(axis=0), rtol=0.5)
+
+
+# ------------------------------------------------------------------ bad input
+def test_unfitted(fitted):
+    est, X = fitted
+    for method in ("transform", "score_samples", "inverse_transform"):
+        with pytest.raises(NotFittedError):
+            getattr(clone(est), method)(X)
+    with pytest.raises(NotFittedError):
+        clone(est).sample()
+
+
+@pytest.mark.parametrize(
+    "params, X, match",
+    [
+        ({}, [[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]], "NaN"),
+        ({}, [[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]], "infinity"),
+        ({}, [["a", "b"], ["c", "d"]], "could not convert|dtype"),
+        ({"r_min": 0.0}, None, "r_min"),
+        ({"r_min": -1.0}, None, "r_min"),
+        ({"r_min": 2.0, "r_max": 2.0}, None, "r_min must be smaller than r_max"),
+        ({"r_min": 3.0, "r_max": 2.0}, None, "r_min must be smaller than r_max"),
+        ({"margin": 0.0}, None, "margin"),
+        ({"margin": 1.0}, None, "margin"),
+        ({"n_clusters": 500}, None, "n_clusters=500 must be <= n_samples=240"),
+        ({"device": "banana"}, None, "not a torch device"),
+        ({"hidden_layer_sizes": (8, 0)}, None, "hidden_layer_sizes"),
+        ({"learning_rate_init": 1e30}, None, "Training diverged.*learning_rate_init"),
+        ({"decoder_variance": 1e-300}, None, "Training diverged.*decoder_variance"),
+    ],
+)
+def test_bad_input_names_the_problem_and_keeps_fitted_state(fitted, blobs, params, X, match):
+    est, X_good = fitted
+    if "n_clusters" in params and not isinstance(est, SphericalClusterVAE):
+        pytest.skip("VAE has no n_clusters")
+    if any(k in params for k in ("r_min", "r_max", "margin")) and isinstance(est, VAE):
+        pytest.skip("VAE has no shell")
+    model = pickle.loads(pickle.dumps(est))
+    before = model.transform(X_good)
+    keys = set(vars(model))
+    module = model.module_
+    with pytest.raises(ValueError, match=match):
+        _quiet_fit(model.set_params(**params), X_good if X is None else np.array(X))
+    model.set_params(**{k: est.get_params()[k] for k in params})
+    assert set(vars(model)) == keys and model.module_ is module
+    assert_array_equal(model.transform(X_good), before)
+
+
+def test_wrong_number_of_features_at_transform(fitted):
+    est, X = fitted
+    with pytest.raises(ValueError, match="X has 5 features, but .* is expecting 6"):
+        est.transform(X[:, :5])
+
+
+def test_unavailable_cuda_is_a_clear_error(blobs):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ValueError, match="torch.cuda.is_available"):
+        VAE(device="cuda", **FAST).fit(blobs[0])
