@@ -1,6 +1,5 @@
 """The estimator contract: transform, inverse, score, sample, persistence, bad input."""
 
-import io
 import pickle
 import warnings
 
