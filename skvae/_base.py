@@ -78,7 +78,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     # ----------------------------------------------------------- subclass hooks
     @abstractmethod
     def _fit_representation(self, X, seed):
-        """Fit the data map on X; return (fitted attributes, Y, constraint, delta)."""
+        """Fit the data map on X; return (fitted attributes, Y, constraint).
+
+        The attributes include ``total_variance_`` and ``collapse_loss_``.
+        """
+
+    @abstractmethod
+    def _collapse_loss(self, Y):
+        """Smallest loss on rows Y of a decoder that ignores its input."""
 
     @abstractmethod
     def _to_representation(self, X):
@@ -147,7 +154,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3)]
 
-        attrs, Y, constraint, delta = self._fit_representation(X, seeds[0])
+        attrs, Y, constraint = self._fit_representation(X, seeds[0])
         generator = torch.Generator().manual_seed(seeds[1])
         noise_generator = torch.Generator(device=device).manual_seed(seeds[2])
         module = build_vae(
@@ -184,7 +191,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         module = module.double()
         mu, logvar = _diagnostics.encode(module, Y)
         cert = _diagnostics.collapse_certificate(
-            module, Y, mu, logvar, delta,
+            module, Y, mu, logvar, attrs["collapse_loss_"],
             n_passes=self.n_certificate_passes, generator=generator,
         )
         if self.decoder_variance == "learned":

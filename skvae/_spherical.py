@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from ._base import _BaseVAE
-from ._feasible import fit_feasible_region
+from ._feasible import collapse_loss, fit_feasible_region
 from ._networks import NormConstraint
 from ._shell import SphericalShellScaler, check_radii
 from ._training import Constraint
@@ -254,7 +254,10 @@ class SphericalClusterVAE(_BaseVAE):
             shell_radius_range_=(float(norms.min()), float(norms.max())),
         )
         constraint = Constraint(region.reconstruction_target, region.collapse_loss)
-        return attrs, Y, constraint, region.collapse_loss
+        return attrs, Y, constraint
+
+    def _collapse_loss(self, Y):
+        return collapse_loss(Y, self.shell_.r_min, self.shell_.r_max)[1]
 
     def _to_representation(self, X):
         return self.shell_.transform(X)

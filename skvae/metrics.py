@@ -9,8 +9,6 @@ from sklearn.utils._param_validation import Interval, validate_params
 
 from . import _diagnostics
 from ._diagnostics import ACTIVE_UNIT_THRESHOLD, CollapseCertificate
-from ._feasible import collapse_loss as _shell_collapse_loss
-from ._feasible import mean_squared_distance
 
 __all__ = [
     "CollapseCertificate",
@@ -218,12 +216,7 @@ def collapse_certificate(estimator, X, *, n_passes=10, random_state=0):
     Y, mu, logvar = _posterior(estimator, X)
     if Y.shape[0] < 2:
         raise ValueError(f"collapse_certificate needs n_samples >= 2, got {Y.shape[0]}.")
-    shell = getattr(estimator, "shell_", None)
-    if shell is not None:
-        delta = _shell_collapse_loss(Y, shell.r_min, shell.r_max)[1]
-    else:
-        delta = mean_squared_distance(Y, Y.mean(axis=0))
     return _diagnostics.collapse_certificate(
-        estimator.module_, Y, mu, logvar, delta,
+        estimator.module_, Y, mu, logvar, estimator._collapse_loss(Y),
         n_passes=n_passes, generator=_torch_generator(random_state),
     )
