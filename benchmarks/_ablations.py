@@ -1,0 +1,102 @@
+"""The two ablations of the collapse benchmark: the constraint without the shell, the shell without the constraint."""
+
+import numbers
+
+import numpy as np
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import Interval
+
+from skvae import VAE, SphericalClusterVAE
+from skvae._base import _BaseVAE
+from skvae._feasible import fit_feasible_region
+from skvae._training import Constraint
+
+
+class ConstraintWithoutShell(VAE):
+    """Conventional VAE on standardized data, trained inside the cluster-aware band.
+
+    Without the shell the centres are not projected (``W_S = W``) and the best
+    input-independent decoder outputs the mean (``delta_collapse = T``), which
+    is ``fit_feasible_region`` with ``r_min=0`` and ``r_max=inf``. Everything
+    else (K-means, margin, multiplier rule, certificate) is the library's.
+    """
+
+    _parameter_constraints: dict = {
+        **_BaseVAE._parameter_constraints,
+        "n_clusters": [Interval(numbers.Integral, 2, None, closed="left")],
+        "margin": [Interval(numbers.Real, 0, 1, closed="neither")],
+    }
+
+    def __init__(
+        self,
+        n_components=2,
+        *,
+        n_clusters=8,
+        margin=0.5,
+        beta=1.0,
+        decoder_variance="learned",
+        hidden_layer_sizes=(128, 64),
+        activation="relu",
+        max_iter=200,
+        batch_size="auto",
+        learning_rate_init=1e-3,
+        tol=1e-4,
+        n_iter_no_change=10,
+        n_certificate_passes=10,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        super().__init__(
+            n_components,
+            beta=beta,
+            decoder_variance=decoder_variance,
+            hidden_layer_sizes=hidden_layer_sizes,
+            activation=activation,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            learning_rate_init=learning_rate_init,
+            tol=tol,
+            n_iter_no_change=n_iter_no_change,
+            n_certificate_passes=n_certificate_passes,
+            device=device,
+            random_state=random_state,
+            verbose=verbose,
+        )
+        del self.kl_annealing, self.annealing_epochs, self.free_bits
+        self.n_clusters = n_clusters
+        self.margin = margin
+
+    def _fit_representation(self, X, seed):
+        scaler = StandardScaler().fit(X)
+        Y = scaler.transform(X)
+        region = fit_feasible_region(
+            Y, n_clusters=self.n_clusters, r_min=0.0, r_max=np.inf,
+            margin=self.margin, random_state=seed,
+        )
+        attrs = dict(
+            scaler_=scaler,
+            total_variance_=region.total_variance,
+            collapse_loss_=region.collapse_loss,
+            within_cluster_variance_=region.within_cluster_variance,
+            reconstruction_target_=region.reconstruction_target,
+        )
+        return attrs, Y, Constraint(region.reconstruction_target, region.collapse_loss)
+
+    def _schedule(self):
+        return {}
+
+    def _training_summary(self, result):
+        return {"lagrange_multiplier_": result.lagrange_multiplier}
+
+
+class ShellWithoutConstraint(SphericalClusterVAE):
+    """SphericalClusterVAE trained on the plain (beta-)ELBO: shell map and norm layer, no band.
+
+    The feasible region is still fitted, so the certificate is tested against
+    the same delta_collapse, but the reconstruction constraint is not imposed.
+    """
+
+    def _fit_representation(self, X, seed):
+        attrs, Y, _ = super()._fit_representation(X, seed)
+        return attrs, Y, None

@@ -1,0 +1,106 @@
+"""The benchmark scripts run end to end on tiny settings, and their data and ablations are what they claim."""
+
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+pytest.importorskip("pandas")
+pytest.importorskip("matplotlib")
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import _ablations
+        import _collapse_cases
+
+        yield _collapse_cases, _ablations
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_collapse_benchmark_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, str(BENCH / "collapse.py"), "--quick", "--smoke",
+         "--output", str(tmp_path), "--n-jobs", "1"],
+        check=True, capture_output=True, text=True,
+    )
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "collapse.csv", keep_default_na=False)
+    # 4 data sets x 7 methods x (1 sigma^2 ratio + 1 beta) x 1 seed.
+    assert len(df) == 4 * 7 * 2
+    assert set(df.method) >= {"VAE", "SphericalClusterVAE", "shell without constraint"}
+    assert (df.error == "").all(), df.error.unique()
+    md = (tmp_path / "collapse.md").read_text()
+    assert "## Above the threshold" in md and "## digits: learned decoder variance" in md
+    assert (tmp_path / "collapse.png").stat().st_size > 10_000
+
+
+def test_speed_benchmark_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, str(BENCH / "speed.py"), "--smoke", "--output", str(tmp_path)],
+        check=True, capture_output=True, text=True,
+    )
+    md = (tmp_path / "speed.md").read_text()
+    for section in ["Overhead ratios", "Parts of", "transform and inverse_transform",
+                    "Fit time against n_samples", "MiniBatchKMeans"]:
+        assert section in md
+
+
+def test_lowrank_lambda_max_closed_form(bench_modules):
+    cases, _ = bench_modules
+    # Population covariance built directly, then turned into a correlation
+    # matrix (what standardizing does) and diagonalised by numpy.
+    from scipy.linalg import hadamard
+
+    d, k = cases.LOWRANK_DIM, cases.LOWRANK_SIGNAL.size
+    A = hadamard(d)[:, 1 : 1 + k] / np.sqrt(d)
+    cov = A @ np.diag(cases.LOWRANK_SIGNAL) @ A.T + cases.LOWRANK_NOISE * np.eye(d)
+    sd = np.sqrt(np.diag(cov))
+    corr = cov / np.outer(sd, sd)
+    assert cases.lowrank_lambda_max() == pytest.approx(np.linalg.eigvalsh(corr)[-1], rel=1e-12)
+    # And a large sample agrees with it.
+    X = cases._lowrank(200_000, np.random.default_rng(1))
+    lam = np.linalg.eigvalsh(np.cov(StandardScaler().fit_transform(X), rowvar=False))[-1]
+    assert lam == pytest.approx(cases.lowrank_lambda_max(), rel=0.02)
+
+
+def test_constraint_without_shell_band(bench_modules):
+    _, ablations = bench_modules
+    X = np.random.default_rng(0).normal(size=(150, 6)) * np.arange(1, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = ablations.ConstraintWithoutShell(n_clusters=3, max_iter=2, random_state=0).fit(X)
+    Y = StandardScaler().fit_transform(X)
+    T = np.mean(np.sum((Y - Y.mean(axis=0)) ** 2, axis=1))
+    # Standardized data: total variance is the number of features.
+    assert model.collapse_loss_ == pytest.approx(T) and T == pytest.approx(6.0)
+    # W is the K-means within-cluster variance of the standardized rows (the
+    # model's own K-means seed differs, so compare with a well-converged fit),
+    # and tau sits halfway (margin=0.5) from delta = T down to W_S = W.
+    km = KMeans(n_clusters=3, n_init=10, random_state=0).fit(Y)
+    assert model.within_cluster_variance_ == pytest.approx(km.inertia_ / len(Y), rel=0.05)
+    assert model.reconstruction_target_ == pytest.approx(
+        T - 0.5 * (T - model.within_cluster_variance_))
+
+
+def test_shell_without_constraint_trains_unconstrained(bench_modules):
+    _, ablations = bench_modules
+    X = np.random.default_rng(0).normal(size=(150, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = ablations.ShellWithoutConstraint(n_clusters=3, max_iter=2, random_state=0).fit(X)
+    # No constraint: the multiplier is never used (reported as 0).
+    assert model.lagrange_multiplier_ == 0.0
+    assert hasattr(model, "shell_")
