@@ -42,6 +42,22 @@ def resolve_device(device):
     return dev
 
 
+def _by_chunks(fn, A):
+    """``fn`` applied to row blocks of ``A``, written into one preallocated array.
+
+    Every map here is row-wise, so the result equals ``fn(A)``; only a block's
+    intermediates exist at a time, so memory stays at the output's size plus
+    ``CHUNK_ROWS`` rows whatever n_samples is.
+    """
+    out = None
+    for s in _diagnostics.chunks(A.shape[0]):
+        part = fn(A[s])
+        if out is None:
+            out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
+        out[s] = part
+    return out
+
+
 def _hidden_sizes(hidden_layer_sizes):
     sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
     if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
@@ -262,8 +278,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         X_new : ndarray of shape (n_samples, n_components)
             Latent coordinates; a row's value does not depend on the other rows.
         """
-        Y = self._to_representation(self._validated(X))
-        return _diagnostics.encode(self.module_, Y)[0]
+        return _by_chunks(
+            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0],
+            self._validated(X),
+        )
 
     def inverse_transform(self, X):
         """Decode latent coordinates back to the original feature space.
@@ -286,7 +304,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"inverse_transform is expecting {self.n_components} latent "
                 "coordinates (n_components) as input."
             )
-        return self._from_representation(_diagnostics.decode(self.module_, Z))
+        return _by_chunks(
+            lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z
+        )
 
     def score_samples(self, X):
         """Evidence lower bound of each row, as a log-density of the original data.
@@ -308,7 +328,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         elbo : ndarray of shape (n_samples,)
             Lower bound on log p(x) of each row.
         """
-        X = self._validated(X)
+        return _by_chunks(self._score_block, self._validated(X))
+
+    def _score_block(self, X):
         Y = self._to_representation(X)
         elbo = _diagnostics.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
         return elbo + self._log_abs_det_jacobian(X)

@@ -47,7 +47,8 @@ class CollapseCertificate:
         return self.collapse_loss - self.reconstruction_loss
 
 
-def _chunks(n):
+def chunks(n):
+    """Row slices of at most CHUNK_ROWS rows covering range(n)."""
     return [slice(s, min(s + CHUNK_ROWS, n)) for s in range(0, n, CHUNK_ROWS)]
 
 
@@ -60,7 +61,7 @@ def _as_tensor(a, module):
 def encode(module, Y):
     """Posterior means and log-variances of the rows of ``Y``, as float64 arrays."""
     mus, logvars = [], []
-    for s in _chunks(Y.shape[0]):
+    for s in chunks(Y.shape[0]):
         mu, logvar = module.encoder(_as_tensor(Y[s], module))
         mus.append(mu.double().cpu().numpy())
         logvars.append(logvar.double().cpu().numpy())
@@ -75,7 +76,7 @@ def decode(module, Z):
     """Decoder outputs for the rows of ``Z``, as a float64 array."""
     out = [
         module.decoder(_as_tensor(Z[s], module)).double().cpu().numpy()
-        for s in _chunks(Z.shape[0])
+        for s in chunks(Z.shape[0])
     ]
     return np.concatenate(out) if out else np.empty((0, 0))
 
@@ -90,7 +91,7 @@ def collapse_certificate(module, Y, mu, logvar, collapse_loss, *, n_passes, gene
     losses = np.empty(n_passes)
     for m in range(n_passes):
         sq = 0.0
-        for s in _chunks(Y.shape[0]):
+        for s in chunks(Y.shape[0]):
             eps = torch.randn(mu[s].shape, generator=generator, dtype=torch.float64)
             z = mu[s] + std[s] * eps.numpy()
             sq += float(np.sum((Y[s] - decode(module, z)) ** 2))

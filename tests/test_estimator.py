@@ -57,6 +57,27 @@ def test_transform_does_not_depend_on_other_rows(fitted):
         assert_allclose(halves, full, rtol=0, atol=1e-9)
 
 
+def test_inference_by_row_blocks_matches_whole_array(fitted, monkeypatch):
+    # transform, inverse_transform and score_samples work on blocks of
+    # CHUNK_ROWS rows to bound memory; with blocks of 7 rows (uneven last
+    # block) they must equal one forward pass of the networks over all rows.
+    import skvae._diagnostics as diag
+
+    est, X = fitted
+    Y = est._to_representation(X)
+    with torch.no_grad():
+        mu, _ = est.module_.encoder(torch.as_tensor(Y))
+        decoded = est.module_.decoder(mu).numpy()
+    whole_score = est.score_samples(X)
+    monkeypatch.setattr(diag, "CHUNK_ROWS", 7)
+    assert len(diag.chunks(len(X))) > 10
+    Z = est.transform(X)
+    assert_allclose(Z, mu.numpy(), rtol=1e-12, atol=1e-12)
+    assert_allclose(est.inverse_transform(Z), est._from_representation(decoded),
+                    rtol=1e-10, atol=1e-10)
+    assert_allclose(est.score_samples(X), whole_score, rtol=1e-10)
+
+
 def test_transform_is_posterior_mean(fitted):
     est, X = fitted
     Y = est._to_representation(X)
