@@ -3,6 +3,7 @@
 import os
 import platform
 import sys
+from pathlib import Path
 
 
 def _cpu_model():
@@ -23,7 +24,22 @@ def _memory_gib():
         return float("nan")
 
 
-def describe():
+def git_commit():
+    """Short hash of the checkout's HEAD, with ``+changes`` if the tree differs from it."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return head + (" +changes" if dirty.strip() else "")
+
+
+def describe(commit=None):
     """Markdown lines: CPU, cores, memory, OS, Python and library versions."""
     import numpy
     import sklearn
@@ -38,5 +54,5 @@ def describe():
         f"- OS: {platform.platform()}",
         f"- Python {sys.version.split()[0]}, numpy {numpy.__version__}, "
         f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, "
-        f"skvae {skvae.__version__}",
+        f"skvae {skvae.__version__}, commit {commit or git_commit()}",
     ]

@@ -295,13 +295,14 @@ def main(argv=None):
     n_seeds = SEEDS[mode] if args.seeds is None else args.seeds
 
     import pandas as pd
-    from _machine import describe
+    from _machine import describe, git_commit
     from joblib import Parallel, delayed
 
     # Worker processes import the ablations from this folder.
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(HERE), *filter(None, [os.environ.get("PYTHONPATH")])])
     smoke = mode == "smoke"
+    commit = git_commit()  # the code the fits ran on, not the code at report time
     infos = {name: dataset_info(name, smoke) for name in DATASETS}
     jobs = [(cell, seed) for cell in cells(mode, infos) for seed in range(n_seeds)]
     print(f"{mode} grid: {len(jobs)} fits on {args.n_jobs} worker(s)", file=sys.stderr)
@@ -327,7 +328,7 @@ def main(argv=None):
             df[col] = np.nan
     args.output.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.output / "collapse.csv", index=False)
-    lines = report(df, infos, mode, args, wall, describe())
+    lines = report(df, infos, mode, args, wall, describe(commit))
     (args.output / "collapse.md").write_text("\n".join(lines))
     plot(df, args.output / "collapse.png")
     print(f"wrote {args.output / 'collapse.md'} ({wall / 60:.1f} min)", file=sys.stderr)
