@@ -54,6 +54,7 @@ def test_within_cluster_variance_is_kmeans_inertia():
     # W <= W_S (centres moved onto the shell) <= tau < delta, T <= delta.
     assert region.within_cluster_variance <= region.codebook_loss
     assert region.codebook_loss < region.reconstruction_target < region.collapse_loss
+    assert used == [600]
     assert region.total_variance <= region.collapse_loss
     assert region.reconstruction_target == pytest.approx(
         region.collapse_loss - 0.5 * (region.collapse_loss - region.codebook_loss))
@@ -114,3 +115,32 @@ def test_estimator_exposes_region():
     assert vae.labels_.shape == (120,)
     assert vae.within_cluster_variance_ == pytest.approx(
         np.mean(np.sum((Y - vae.cluster_centers_[vae.labels_]) ** 2, axis=1)))
+
+
+def test_minibatch_kmeans_path_gives_a_valid_band(monkeypatch):
+    # Above MINIBATCH_KMEANS_THRESHOLD rows the clustering is MiniBatchKMeans;
+    # force that path on a small set and check the band against numpy.
+    import skvae._feasible as feasible
+
+    rng = np.random.default_rng(0)
+    Y = project_to_shell(rng.normal(size=(600, 5)) + 3 * rng.integers(0, 2, size=(600, 1)),
+                         1.0, 2.0)
+    monkeypatch.setattr(feasible, "MINIBATCH_KMEANS_THRESHOLD", 100)
+    used = []
+
+    class Spy(feasible.MiniBatchKMeans):
+        def fit_predict(self, X, y=None, sample_weight=None):
+            used.append(len(X))
+            return super().fit_predict(X, y, sample_weight)
+
+    monkeypatch.setattr(feasible, "MiniBatchKMeans", Spy)
+    region = feasible.fit_feasible_region(Y, n_clusters=4, r_min=1.0, r_max=2.0,
+                                          margin=0.5, random_state=0)
+    C = region.cluster_centers
+    W = np.mean(np.sum((Y - C[region.labels]) ** 2, axis=1))
+    assert region.within_cluster_variance == pytest.approx(W)
+    mean = Y.mean(axis=0)
+    T = np.mean(np.sum((Y - mean) ** 2, axis=1))
+    assert region.total_variance == pytest.approx(T)
+    assert region.codebook_loss < region.reconstruction_target < region.collapse_loss
+    assert used == [600]
