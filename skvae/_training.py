@@ -143,7 +143,9 @@ def train(module, Y, config, *, generator, noise_generator):
     for epoch in range(config.max_iter):
         weight = config.beta * (config.kl_weight(epoch) if config.kl_weight else 1.0)
         order = torch.randperm(n_samples, generator=generator).to(Y.device)
-        total = recon_total = 0.0
+        # Epoch sums stay on the device: one host sync per epoch, not three per step.
+        total = torch.zeros((), dtype=Y.dtype, device=Y.device)
+        recon_total = torch.zeros((), dtype=Y.dtype, device=Y.device)
         for start in range(0, n_samples, config.batch_size):
             y = Y[order[start : start + config.batch_size]]
             mu, logvar = module.encoder(y)
@@ -158,14 +160,21 @@ def train(module, Y, config, *, generator, noise_generator):
             loss = objective
             if config.constraint is not None:
                 loss = loss + multiplier.penalty(R)
-            if not torch.isfinite(loss):
-                raise _diverged(epoch, config)
+                # The multiplier rule is per step (DESIGN section 5).
+                multiplier.update(R.detach())
+                if not math.isfinite(multiplier.average):
+                    raise _diverged(epoch, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            multiplier.update(R.detach())
-            total += float(objective.detach()) * y.shape[0]
-            recon_total += float(R.detach()) * y.shape[0]
+            total += objective.detach() * y.shape[0]
+            recon_total += R.detach() * y.shape[0]
+        total, recon_total = float(total), float(recon_total)
+        if not math.isfinite(total):
+            # Checked once per epoch; a failed fit restores the previous state.
+            raise _diverged(epoch, config)
+        if config.constraint is None:
+            multiplier.average = recon_total / n_samples
         epoch_loss = total / n_samples
         result.loss_curve.append(epoch_loss)
         result.reconstruction_curve.append(recon_total / n_samples)
