@@ -53,7 +53,7 @@ class TrainingResult:
     loss_curve: list = field(default_factory=list)
     reconstruction_curve: list = field(default_factory=list)
     lagrange_multiplier: float = LAMBDA_INIT
-    reconstruction_average: float = math.nan
+    reconstruction_average: float = None  # moving average of R; constrained training only
     n_iter: int = 0
     converged: bool = False
     feasible: bool = True
@@ -105,8 +105,6 @@ class _Multiplier:
         self.average = r if self.average is None else (
             MOVING_AVERAGE * self.average + (1 - MOVING_AVERAGE) * r
         )
-        if self.constraint is None:
-            return
         c = self.constraint
         violation = min(max((self.average - c.target) / c.width, -1.0), 1.0)
         lo, hi = math.log(LAMBDA_BOUNDS[0]), math.log(LAMBDA_BOUNDS[1])
@@ -162,8 +160,6 @@ def train(module, Y, config, *, generator, noise_generator):
                 loss = loss + multiplier.penalty(R)
                 # The multiplier rule is per step (DESIGN section 5).
                 multiplier.update(R.detach())
-                if not math.isfinite(multiplier.average):
-                    raise _diverged(epoch, config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -171,10 +167,9 @@ def train(module, Y, config, *, generator, noise_generator):
             recon_total += R.detach() * y.shape[0]
         total, recon_total = float(total), float(recon_total)
         if not math.isfinite(total):
-            # Checked once per epoch; a failed fit restores the previous state.
+            # Checked once per epoch (the objective carries any non-finite R);
+            # a failed fit restores the previous state.
             raise _diverged(epoch, config)
-        if config.constraint is None:
-            multiplier.average = recon_total / n_samples
         epoch_loss = total / n_samples
         result.loss_curve.append(epoch_loss)
         result.reconstruction_curve.append(recon_total / n_samples)
