@@ -12,13 +12,14 @@ from skvae._feasible import fit_feasible_region
 from skvae._training import Constraint
 
 
-class ConstraintWithoutShell(VAE):
+class ConstraintWithoutShell(_BaseVAE):
     """Conventional VAE on standardized data, trained inside the cluster-aware band.
 
     Without the shell the centres are not projected (``W_S = W``) and the best
     input-independent decoder outputs the mean (``delta_collapse = T``), which
     is ``fit_feasible_region`` with ``r_min=0`` and ``r_max=inf``. Everything
-    else (K-means, margin, multiplier rule, certificate) is the library's.
+    else (K-means, margin, multiplier rule, certificate) is the library's, and
+    the data map is :class:`skvae.VAE`'s.
     """
 
     _parameter_constraints: dict = {
@@ -47,23 +48,20 @@ class ConstraintWithoutShell(VAE):
         random_state=None,
         verbose=0,
     ):
-        super().__init__(
-            n_components,
-            beta=beta,
-            decoder_variance=decoder_variance,
-            hidden_layer_sizes=hidden_layer_sizes,
-            activation=activation,
-            max_iter=max_iter,
-            batch_size=batch_size,
-            learning_rate_init=learning_rate_init,
-            tol=tol,
-            n_iter_no_change=n_iter_no_change,
-            n_certificate_passes=n_certificate_passes,
-            device=device,
-            random_state=random_state,
-            verbose=verbose,
-        )
-        del self.kl_annealing, self.annealing_epochs, self.free_bits
+        self.n_components = n_components
+        self.beta = beta
+        self.decoder_variance = decoder_variance
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.max_iter = max_iter
+        self.batch_size = batch_size
+        self.learning_rate_init = learning_rate_init
+        self.tol = tol
+        self.n_iter_no_change = n_iter_no_change
+        self.n_certificate_passes = n_certificate_passes
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
         self.n_clusters = n_clusters
         self.margin = margin
 
@@ -83,8 +81,11 @@ class ConstraintWithoutShell(VAE):
         )
         return attrs, Y, Constraint(region.reconstruction_target, region.collapse_loss)
 
-    def _schedule(self):
-        return {}
+    # The same data map as the conventional VAE: standardization only.
+    _collapse_loss = VAE._collapse_loss
+    _to_representation = VAE._to_representation
+    _from_representation = VAE._from_representation
+    _log_abs_det_jacobian = VAE._log_abs_det_jacobian
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}

@@ -319,11 +319,9 @@ def main(argv=None):
     df = pd.DataFrame(results)
     df["setting"] = [f"σ²/λ={r:g}" if sw == "sigma2" else f"β={b:g}"
                      for sw, r, b in zip(df.sweep, df.ratio, df.beta)]
+    # Columns only a successful fit writes (absent if every fit failed).
     for col in ["active_units", "kl", "mutual_information", "mse", "mse_standardized",
-                "n_iter"]:
-        if col not in df:
-            df[col] = np.nan
-    for col in ["collapsed", "certified"]:
+                "n_iter", "collapsed", "certified"]:
         if col not in df:
             df[col] = np.nan
     args.output.mkdir(parents=True, exist_ok=True)
