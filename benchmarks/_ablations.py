@@ -43,6 +43,8 @@ class ConstraintWithoutShell(_BaseVAE):
         learning_rate_init=1e-3,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_certificate_passes=10,
         device="cpu",
         random_state=None,
@@ -58,6 +60,8 @@ class ConstraintWithoutShell(_BaseVAE):
         self.learning_rate_init = learning_rate_init
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.n_certificate_passes = n_certificate_passes
         self.device = device
         self.random_state = random_state

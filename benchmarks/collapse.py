@@ -254,7 +254,7 @@ def plot(df, path):
 
     fig, axes = plt.subplots(2, len(DATASETS), figsize=(4 * len(DATASETS), 7),
                              sharey=True, squeeze=False)
-    styles = dict(zip(METHODS, ["o-", "s--", "^--", "v--", "D-", "x:", "+:"]))
+    styles = dict(zip(METHODS, ["o-", "s--", "^--", "v--", "D-", "P-", "x:", "+:"]))
     for j, name in enumerate(DATASETS):
         for i, (sweep, key, label) in enumerate(
                 [("sigma2", "ratio", "σ² / λ_max (fixed decoder variance)"),

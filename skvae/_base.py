@@ -19,11 +19,17 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from . import _diagnostics
+from .exceptions import PosteriorCollapseWarning
 from ._networks import _ACTIVATIONS, build_vae
 from ._training import TrainingConfig, train
 
 #: Noise rows shared by every row in score_samples (common random numbers).
 N_SCORE_DRAWS = 16
+
+#: ``batch_size="auto"``: aim for this many minibatches per epoch ...
+AUTO_BATCH_STEPS = 10
+#: ... with the batch size kept in this range.
+AUTO_BATCH_RANGE = (16, 256)
 
 
 def resolve_device(device):
@@ -58,6 +64,24 @@ def _by_chunks(fn, A):
     return out
 
 
+def auto_batch_size(n_samples):
+    """``batch_size="auto"``: AUTO_BATCH_STEPS minibatches per epoch, within AUTO_BATCH_RANGE."""
+    lo, hi = AUTO_BATCH_RANGE
+    return int(min(max(n_samples // AUTO_BATCH_STEPS, lo), hi))
+
+
+def _validation_split(X, fraction, seed):
+    """Rows for training and the held-out rows for early stopping (at least 1 each)."""
+    n = X.shape[0]
+    n_val = min(max(int(round(fraction * n)), 1), n - 2)
+    if n_val < 1:
+        raise ValueError(
+            f"early_stopping needs at least 3 rows (2 to train, 1 to validate); got {n}."
+        )
+    perm = np.random.RandomState(seed).permutation(n)
+    return X[perm[n_val:]], X[perm[:n_val]]
+
+
 def _hidden_sizes(hidden_layer_sizes):
     sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
     if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
@@ -85,6 +109,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_certificate_passes": [Interval(numbers.Integral, 10, None, closed="left")],
         "device": [str],
         "random_state": ["random_state"],
@@ -168,9 +194,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         hidden = _hidden_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
-        seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=3)]
+        seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=4)]
+        X_val = None
+        if self.early_stopping:
+            X, X_val = _validation_split(X, self.validation_fraction, seeds[3])
+            n_samples = X.shape[0]
 
         attrs, Y, constraint = self._fit_representation(X, seeds[0])
+        # Set now so the data map can be applied below; a failed fit restores
+        # the estimator's previous __dict__ whole.
+        for name, value in attrs.items():
+            setattr(self, name, value)
         generator = torch.Generator().manual_seed(seeds[1])
         noise_generator = torch.Generator(device=device).manual_seed(seeds[2])
         module = build_vae(
@@ -182,7 +216,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             device=device,
             generator=generator,
         )
-        batch_size = 200 if self.batch_size == "auto" else self.batch_size
+        batch_size = (
+            auto_batch_size(n_samples) if self.batch_size == "auto" else self.batch_size
+        )
         total_variance = attrs["total_variance_"]
         config = TrainingConfig(
             beta=self.beta,
@@ -198,14 +234,22 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             **self._schedule(),
         )
         Y_train = torch.as_tensor(Y, dtype=torch.float32, device=device)
+        Y_val = None
+        if X_val is not None:
+            Y_val = torch.as_tensor(
+                self._to_representation(X_val), dtype=torch.float32, device=device
+            )
         result = train(
-            module, Y_train, config, generator=generator, noise_generator=noise_generator
+            module, Y_train, config, generator=generator,
+            noise_generator=noise_generator, Y_val=Y_val,
         )
-        del Y_train
+        del Y_train, Y_val
         # The certificate and the posterior statistics use the network in its
         # training precision: its decoder passes cost ~1.6x less than in
         # float64 (measured on 100k rows), and float32 rounding of R-hat
         # (relative ~1e-6) is far below the Monte Carlo error the test allows for.
+        # With early stopping they are computed on the rows the model was
+        # trained on (the validation rows are held out of everything).
         mu, logvar = _diagnostics.encode(module, Y)
         cert = _diagnostics.collapse_certificate(
             module, Y, mu, logvar, attrs["collapse_loss_"],
@@ -218,7 +262,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             decoder_variance = max(cert.reconstruction_loss, config.recon_floor) / n_features
         else:
             decoder_variance = float(self.decoder_variance)
+        scores = result.validation_scores
         attrs.update(
+            validation_scores_=scores,
+            best_validation_score_=None if scores is None else max(scores),
             module_=module,
             device_=str(device),
             loss_curve_=result.loss_curve,
@@ -226,6 +273,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             reconstruction_loss_=cert.reconstruction_loss,
             reconstruction_loss_se_=cert.standard_error,
             collapse_certified_=cert.certified,
+            explained_fraction_=1.0 - cert.reconstruction_loss / total_variance,
             decoder_variance_=decoder_variance,
             active_units_=_diagnostics.active_units(mu),
             kl_per_dimension_=_diagnostics.kl_by_dimension(mu, logvar),
@@ -260,8 +308,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             warnings.warn(
                 f"{name}: posterior collapse is not ruled out: R_hat + 3 SE = "
                 f"{cert.reconstruction_loss:.6g} + 3 * {cert.standard_error:.3g} is not "
-                f"below delta_collapse = {cert.collapse_loss:.6g}.",
-                ConvergenceWarning,
+                f"below delta_collapse = {cert.collapse_loss:.6g}; the latent "
+                "coordinates may carry no information about the input.",
+                PosteriorCollapseWarning,
             )
 
     # --------------------------------------------------------------- inference

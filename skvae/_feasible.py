@@ -4,6 +4,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.decomposition import PCA
 
 #: Above this many rows the internal clustering uses ``MiniBatchKMeans``.
 #: Measured (benchmarks/results/speed.md, 64 features, K=8, 2 cores): full
@@ -24,6 +25,8 @@ class FeasibleRegion:
     total_variance: float
     collapse_loss: float
     reconstruction_target: float
+    pca_loss: float = None
+    anchor_loss: float = None
 
 
 def project_to_shell(C, r_min, r_max):
@@ -59,22 +62,53 @@ def collapse_loss(Y, r_min, r_max):
     return total, total + dist**2
 
 
-def fit_feasible_region(Y, *, n_clusters, r_min, r_max, margin, random_state):
+def pca_shell_loss(Y, n_components, r_min, r_max, random_state=None):
+    """Loss of PCA with ``n_components`` on Y, its reconstructions projected onto the shell.
+
+    ``mean ||y - proj_S(y_pca)||^2``: what a linear decoder whose outputs
+    obey the shell achieves on the training rows, with no posterior noise.
+    """
+    k = min(n_components, *Y.shape)
+    pca = PCA(n_components=k, random_state=random_state).fit(Y)
+    recon = pca.inverse_transform(pca.transform(Y))
+    return mean_squared_distance(Y, project_to_shell(recon, r_min, r_max))
+
+
+def _kmeans(Y, n_clusters, random_state):
+    if Y.shape[0] > MINIBATCH_KMEANS_THRESHOLD:
+        km = MiniBatchKMeans(
+            n_clusters=n_clusters, n_init=3, batch_size=4096, random_state=random_state
+        )
+    else:
+        km = KMeans(n_clusters=n_clusters, n_init=4, random_state=random_state)
+    labels = km.fit_predict(Y)
+    return km.cluster_centers_, labels
+
+
+def fit_feasible_region(
+    Y, *, n_clusters, r_min, r_max, margin, random_state, anchor="codebook", n_components=None
+):
     """Cluster the shell data and derive W, W_S, T, delta_collapse and tau.
 
     Parameters
     ----------
     Y : ndarray of shape (n_samples, n_features)
-        Rows in the shell.
+        Rows in the modelled space.
     n_clusters : int
         K of K-means.
     r_min, r_max : float
         Shell radii.
     margin : float in (0, 1)
-        Fraction of the way from delta_collapse down to W_S that the
-        reconstruction target tau must reach.
+        Fraction of the way from delta_collapse down to the anchor loss that
+        the reconstruction target tau must reach.
     random_state : int
         Seed of the K-means initialisation.
+    anchor : {"codebook", "pca", "best"}
+        The achievable loss tau is anchored on: the shell codebook loss W_S
+        of the paper, the loss of PCA with ``n_components`` projected onto
+        the shell, or the smaller of the two.
+    n_components : int or None
+        Latent dimension, for the PCA anchor.
 
     Returns
     -------
@@ -83,8 +117,8 @@ def fit_feasible_region(Y, *, n_clusters, r_min, r_max, margin, random_state):
     Raises
     ------
     ValueError
-        If ``n_clusters > n_samples`` or the band is empty (``W_S >=
-        delta_collapse``: zero-variance data, or ``n_clusters=1``).
+        If ``n_clusters > n_samples`` or the band is empty (the anchor loss is
+        not below delta_collapse: zero-variance data, or ``n_clusters=1``).
     """
     n_samples = Y.shape[0]
     if n_clusters > n_samples:
@@ -92,30 +126,27 @@ def fit_feasible_region(Y, *, n_clusters, r_min, r_max, margin, random_state):
             f"n_clusters={n_clusters} must be <= n_samples={n_samples}: "
             "lower n_clusters or pass more rows."
         )
-    if n_samples > MINIBATCH_KMEANS_THRESHOLD:
-        km = MiniBatchKMeans(
-            n_clusters=n_clusters, n_init=3, batch_size=4096, random_state=random_state
-        )
-    else:
-        km = KMeans(n_clusters=n_clusters, n_init=4, random_state=random_state)
-    labels = km.fit_predict(Y)
-    centers = km.cluster_centers_
+    centers, labels = _kmeans(Y, n_clusters, random_state)
     W = mean_squared_distance(Y, centers[labels])
     W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
     T, delta = collapse_loss(Y, r_min, r_max)
-    if not W_S < delta:
+    pca = None
+    if n_components is not None:
+        pca = pca_shell_loss(Y, n_components, r_min, r_max, random_state)
+    anchor_loss = {"codebook": W_S, "pca": pca, "best": min(W_S, pca or np.inf)}[anchor]
+    if not anchor_loss < delta:
         reason = (
             "the data has (near) zero variance"
             if T <= 1e-12 * max(1.0, r_max**2)
             else f"n_clusters={n_clusters} is too small to beat the collapsed fit"
         )
         raise ValueError(
-            "The feasible band is empty: the shell codebook loss "
-            f"W_S={W_S:.6g} is not below the collapse loss "
+            "The feasible band is empty: the anchor loss "
+            f"{anchor_loss:.6g} ({anchor}) is not below the collapse loss "
             f"delta_collapse={delta:.6g} ({reason}). Use data with variance "
             "and n_clusters >= 2."
         )
-    tau = delta - margin * (delta - W_S)
+    tau = delta - margin * (delta - anchor_loss)
     return FeasibleRegion(
         cluster_centers=centers,
         labels=labels,
@@ -124,4 +155,6 @@ def fit_feasible_region(Y, *, n_clusters, r_min, r_max, margin, random_state):
         total_variance=T,
         collapse_loss=delta,
         reconstruction_target=tau,
+        pca_loss=pca,
+        anchor_loss=anchor_loss,
     )

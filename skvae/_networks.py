@@ -20,29 +20,45 @@ def _mlp(sizes, activation):
 
 
 class NormConstraint(nn.Module):
-    """Radially clamp each row into the shell: ``u * clamp(|u|, r_min, r_max) / |u|``.
+    """Map every row onto the shell ``r_min <= |y| <= r_max`` with no dead zone.
 
-    The identity on the shell, so it removes no reconstruction that data in the
-    shell could need; it only forbids outputs off the shell. A row with
-    ``|u| ~ 0`` has no direction and is sent to ``r_min * e_1``.
+    ``y = rho(|u|) * u / |u|`` with ``rho(s) = r_min + s * (1 - r_min / knee)``
+    below the knee and ``rho(s) = min(s, r_max)`` above it (DESIGN section 4).
+    ``rho`` is continuous, strictly increasing up to ``r_max`` and the
+    identity on ``[knee, r_max]``, the training rows' radial range, so it
+    removes no reconstruction the data need; unlike a plain radial clamp it
+    has a positive radial gradient inside the hole, where a freshly
+    initialised decoder's small outputs start. A row with ``|u| ~ 0`` has no
+    direction and is sent to ``r_min * e_1``.
     """
 
-    def __init__(self, r_min, r_max):
+    def __init__(self, r_min, r_max, knee=None):
         super().__init__()
         self.r_min = float(r_min)
         self.r_max = float(r_max)
+        knee = self.r_max if knee is None else float(knee)
+        if not self.r_min < knee <= self.r_max:
+            raise ValueError(
+                f"The knee of the output layer must lie in (r_min, r_max]; got "
+                f"knee={knee}, r_min={self.r_min}, r_max={self.r_max}."
+            )
+        self.knee = knee
+        self.slope = 1.0 - self.r_min / knee
 
     def forward(self, u):
         norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
         tiny = torch.finfo(u.dtype).tiny ** 0.5
         safe = norm.clamp_min(tiny)
-        y = u * (norm.clamp(self.r_min, self.r_max) / safe)
+        rho = torch.where(
+            norm < self.knee, self.r_min + self.slope * norm, norm.clamp_max(self.r_max)
+        )
+        y = u * (rho / safe)
         e1 = torch.zeros_like(u[:1])
         e1[0, 0] = self.r_min
         return torch.where(norm > tiny, y, e1)
 
     def extra_repr(self):
-        return f"r_min={self.r_min}, r_max={self.r_max}"
+        return f"r_min={self.r_min}, r_max={self.r_max}, knee={self.knee}"
 
 
 class GaussianEncoder(nn.Module):

@@ -1,4 +1,4 @@
-"""Standardization plus the invertible radial map of rows onto a spherical shell."""
+"""The data maps into a spherical shell: standardization alone (default) or the paper's radial map."""
 
 import numbers
 
@@ -249,3 +249,63 @@ def check_radii(r_min, r_max):
         raise ValueError(
             f"r_min must be smaller than r_max, got r_min={r_min} and r_max={r_max}."
         )
+
+
+#: ``r_min="auto"`` with the identity shell puts the inner radius this factor
+#: below the smallest training norm (DESIGN section 2a).
+INNER_RADIUS_FACTOR = 1.5
+#: Quantile of the training norms used for ``r_min="auto"`` when some row sits
+#: exactly at the mean (its norm, 0, cannot bound the shell away from 0).
+FALLBACK_QUANTILE = 0.01
+
+
+class StandardizedShell(BaseEstimator):
+    """Standardization with a shell ``r_min <= ||x~|| <= r_max`` around it (no radial map).
+
+    The model of :class:`SphericalClusterVAE` with ``shell_map="identity"``:
+    the VAE sees the standardized rows ``x~ = (x - mean_) / scale_`` as they
+    are; the shell only says where decoder outputs may lie. Its only Jacobian
+    is ``-sum(log scale_)``, constant, so the score has no singularity.
+
+    Parameters
+    ----------
+    r_min, r_max : float or "auto"
+        Radii in standardized units. ``"auto"``: ``r_min`` is the smallest
+        training norm divided by 1.5 (a low quantile when a row sits at the
+        mean), ``r_max`` the largest training norm.
+    """
+
+    def __init__(self, r_min="auto", r_max="auto"):
+        self.r_min = r_min
+        self.r_max = r_max
+
+    def fit(self, X):
+        """Fit mean, scale and the resolved radii ``r_min_``, ``r_max_`` on validated X."""
+        self.mean_, self.scale_ = _standard_scale(X, with_mean=True, with_std=True)
+        norms = np.linalg.norm(self.standardize(X), axis=1)
+        self.n_rows_at_mean_ = int(np.sum(norms == 0))
+        if self.r_min == "auto":
+            inner = norms.min()
+            if inner == 0:
+                positive = norms[norms > 0]
+                inner = max(np.quantile(norms, FALLBACK_QUANTILE), positive.min())
+            self.r_min_ = float(inner / INNER_RADIUS_FACTOR)
+        else:
+            self.r_min_ = float(self.r_min)
+        self.r_max_ = float(norms.max()) if self.r_max == "auto" else float(self.r_max)
+        check_radii(self.r_min_, self.r_max_)
+        return self
+
+    def standardize(self, X):
+        """``(X - mean_) / scale_`` of validated rows."""
+        return (X - self.mean_) / self.scale_
+
+    transform = standardize
+
+    def inverse_transform(self, Y):
+        """Back to original units: ``Y * scale_ + mean_``."""
+        return Y * self.scale_ + self.mean_
+
+    def log_abs_det_jacobian(self, X):
+        """``-sum(log scale_)`` for every row: the map is affine."""
+        return np.full(X.shape[0], -np.log(self.scale_).sum())

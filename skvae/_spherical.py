@@ -1,15 +1,28 @@
 """SphericalClusterVAE: the VAE trained inside the cluster-aware feasible band on the shell."""
 
 import numbers
+import warnings
 
 import numpy as np
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseVAE
 from ._feasible import collapse_loss, fit_feasible_region
 from ._networks import NormConstraint
-from ._shell import SphericalShellScaler, check_radii
+from ._shell import (
+    FALLBACK_QUANTILE,
+    INNER_RADIUS_FACTOR,
+    SphericalShellScaler,
+    StandardizedShell,
+    check_radii,
+)
 from ._training import Constraint
+
+#: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
+PAPER_RADII = (1.0, 2.0)
+#: Defaults of the reconstruction target (chosen from benchmarks/results/evaluation.md).
+DEFAULT_MARGIN = 0.5
+DEFAULT_ANCHOR = "best"
 
 
 class SphericalClusterVAE(_BaseVAE):
@@ -177,9 +190,11 @@ class SphericalClusterVAE(_BaseVAE):
     _parameter_constraints: dict = {
         **_BaseVAE._parameter_constraints,
         "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
-        "r_min": [Interval(numbers.Real, 0, None, closed="neither")],
-        "r_max": [Interval(numbers.Real, 0, None, closed="neither")],
+        "shell_map": [StrOptions({"identity", "paper"})],
+        "r_min": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
+        "r_max": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
         "margin": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "anchor": [StrOptions({"codebook", "pca", "best"})],
     }
 
     def __init__(
@@ -187,10 +202,12 @@ class SphericalClusterVAE(_BaseVAE):
         n_components=2,
         *,
         n_clusters=8,
-        r_min=1.0,
-        r_max=2.0,
+        shell_map="identity",
+        r_min="auto",
+        r_max="auto",
         beta=1.0,
-        margin=0.5,
+        margin=DEFAULT_MARGIN,
+        anchor=DEFAULT_ANCHOR,
         decoder_variance="learned",
         hidden_layer_sizes=(128, 64),
         activation="relu",
@@ -199,6 +216,8 @@ class SphericalClusterVAE(_BaseVAE):
         learning_rate_init=1e-3,
         tol=1e-4,
         n_iter_no_change=10,
+        early_stopping=False,
+        validation_fraction=0.1,
         n_certificate_passes=10,
         device="cpu",
         random_state=None,
@@ -206,10 +225,12 @@ class SphericalClusterVAE(_BaseVAE):
     ):
         self.n_components = n_components
         self.n_clusters = n_clusters
+        self.shell_map = shell_map
         self.r_min = r_min
         self.r_max = r_max
         self.beta = beta
         self.margin = margin
+        self.anchor = anchor
         self.decoder_variance = decoder_variance
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
@@ -218,51 +239,89 @@ class SphericalClusterVAE(_BaseVAE):
         self.learning_rate_init = learning_rate_init
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
         self.n_certificate_passes = n_certificate_passes
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
 
+    def _make_shell(self):
+        if self.shell_map == "identity":
+            return StandardizedShell(self.r_min, self.r_max)
+        r_min = PAPER_RADII[0] if self.r_min == "auto" else self.r_min
+        r_max = PAPER_RADII[1] if self.r_max == "auto" else self.r_max
+        check_radii(r_min, r_max)
+        return SphericalShellScaler(r_min, r_max)
+
     def _fit_representation(self, X, seed):
-        check_radii(self.r_min, self.r_max)
         if self.n_clusters == 1:
             raise ValueError(
                 "n_clusters=1 makes the feasible band empty: one shell centre "
                 "reconstructs no better than a collapsed decoder (W_S = "
                 "delta_collapse exactly). Use n_clusters >= 2."
             )
-        shell = SphericalShellScaler(self.r_min, self.r_max).fit(X)
+        if self.n_clusters > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} must be <= n_samples={X.shape[0]}: "
+                "lower n_clusters or pass more rows."
+            )
+        shell = self._make_shell()
+        if self.shell_map == "identity":
+            shell.fit(X)
+            r_min, r_max = shell.r_min_, shell.r_max_
+        else:
+            shell.fit(X)
+            r_min, r_max = float(shell.r_min), float(shell.r_max)
         Y = shell.transform(X)
+        norms = np.linalg.norm(Y, axis=1)
+        if self.shell_map == "identity" and shell.n_rows_at_mean_:
+            warnings.warn(
+                f"{shell.n_rows_at_mean_} training row(s) sit exactly at the mean "
+                "(all features equal to their means, e.g. after mean imputation), "
+                f"so r_min='auto' used the {FALLBACK_QUANTILE:.0%} quantile of the "
+                f"training norms: r_min_={r_min:.6g}.",
+                UserWarning,
+            )
         region = fit_feasible_region(
             Y,
             n_clusters=self.n_clusters,
-            r_min=self.r_min,
-            r_max=self.r_max,
+            r_min=r_min,
+            r_max=r_max,
             margin=self.margin,
             random_state=seed,
+            anchor=self.anchor,
+            n_components=self.n_components,
         )
-        norms = np.linalg.norm(Y, axis=1)
+        radius_range = (float(norms.min()), float(norms.max()))
+        knee = output_knee(radius_range[0], r_min, r_max)
         attrs = dict(
             shell_=shell,
+            r_min_=r_min,
+            r_max_=r_max,
             cluster_centers_=region.cluster_centers,
-            labels_=region.labels,
             within_cluster_variance_=region.within_cluster_variance,
             codebook_loss_=region.codebook_loss,
+            pca_loss_=region.pca_loss,
             total_variance_=region.total_variance,
             collapse_loss_=region.collapse_loss,
             reconstruction_target_=region.reconstruction_target,
-            shell_radius_range_=(float(norms.min()), float(norms.max())),
+            shell_radius_range_=radius_range,
+            output_knee_=knee,
+            n_rows_below_knee_=int(np.sum(norms < knee)),
         )
         constraint = Constraint(region.reconstruction_target, region.collapse_loss)
         return attrs, Y, constraint
 
     def _collapse_loss(self, Y):
-        return collapse_loss(Y, self.shell_.r_min, self.shell_.r_max)[1]
+        return collapse_loss(Y, self.r_min_, self.r_max_)[1]
 
     def _to_representation(self, X):
         return self.shell_.transform(X)
 
     def _from_representation(self, Y):
+        if self.shell_map == "identity":
+            return self.shell_.inverse_transform(Y)
         # Decoder outputs are not data: keep their norms inside the radial range
         # the training rows occupied, where the inverse shell map is tame.
         lo, hi = self.shell_radius_range_
@@ -273,7 +332,17 @@ class SphericalClusterVAE(_BaseVAE):
         return self.shell_.log_abs_det_jacobian(X)
 
     def _output_layer(self):
-        return NormConstraint(self.r_min, self.r_max)
+        return NormConstraint(self.r_min_, self.r_max_, self.output_knee_)
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}
+
+
+def output_knee(min_norm, r_min, r_max):
+    """Knee R of the output layer: ``max(min_i |y_i|, 1.5 r_min)``, at most ``r_max``.
+
+    The layer is the identity above R; ``1.5 r_min`` keeps its slope below R,
+    ``1 - r_min / R``, at least 1/3 where the smallest training norm is close
+    to ``r_min`` (the paper's map puts a row at the mean on ``r_min`` itself).
+    """
+    return float(min(max(min_norm, INNER_RADIUS_FACTOR * r_min), r_max))

@@ -1,5 +1,6 @@
 """Minibatch Adam training of a VAE, with the optional reconstruction constraint (DESIGN section 5)."""
 
+import copy
 import math
 from dataclasses import dataclass, field
 
@@ -54,6 +55,8 @@ class TrainingResult:
     reconstruction_curve: list = field(default_factory=list)
     lagrange_multiplier: float = LAMBDA_INIT
     reconstruction_average: float = None  # moving average of R; constrained training only
+    validation_scores: list = None  # early stopping only: -objective per feature
+    best_validation_score: float = None
     n_iter: int = 0
     converged: bool = False
     feasible: bool = True
@@ -125,18 +128,49 @@ def _diverged(epoch, config):
     )
 
 
-def train(module, Y, config, *, generator, noise_generator):
+def _objective(y, y_hat, mu, logvar, weight, config):
+    """(objective, R): negative beta-ELBO (up to constants) and reconstruction loss."""
+    R = reconstruction_loss(y, y_hat)
+    objective = reconstruction_term(
+        R, y.shape[1], config.decoder_variance, config.recon_floor
+    ) + weight * kl_term(mu, logvar, config.free_bits)
+    return objective, R
+
+
+@torch.no_grad()
+def _validation_objective(module, Y_val, eps_val, weight, config):
+    """Objective on the held-out rows, with noise drawn once so epochs compare."""
+    mu, logvar = module.encoder(Y_val)
+    y_hat = module.decoder(mu + eps_val * torch.exp(0.5 * logvar))
+    objective, _ = _objective(Y_val, y_hat, mu, logvar, weight, config)
+    return float(objective)
+
+
+def train(module, Y, config, *, generator, noise_generator, Y_val=None):
     """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
-    data's device) draws the reparameterisation noise. Raises ValueError if
-    the loss stops being finite.
+    data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
+    rows) the stopping rule watches the validation objective and the weights
+    of its best epoch are restored at the end. Raises ValueError if the loss
+    stops being finite.
+
+    The stopping rule compares objectives per feature: with the learned
+    decoder variance that is ``log(R)/2 + beta KL / n_features``, whose
+    changes are relative changes of R, so ``tol`` means the same on every
+    data set whatever its scale or dimension.
     """
     n_samples, n_features = Y.shape
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     multiplier = _Multiplier(config.constraint)
     result = TrainingResult()
-    best, stall = math.inf, 0
+    best, stall, best_state = math.inf, 0, None
+    if Y_val is not None:
+        result.validation_scores = []
+        eps_val = torch.randn(
+            (Y_val.shape[0], module.encoder.n_components),
+            generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
+        )
     module.train()
     for epoch in range(config.max_iter):
         weight = config.beta * (config.kl_weight(epoch) if config.kl_weight else 1.0)
@@ -151,10 +185,7 @@ def train(module, Y, config, *, generator, noise_generator):
                 mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype
             )
             y_hat = module.decoder(mu + eps * torch.exp(0.5 * logvar))
-            R = reconstruction_loss(y, y_hat)
-            objective = reconstruction_term(
-                R, n_features, config.decoder_variance, config.recon_floor
-            ) + weight * kl_term(mu, logvar, config.free_bits)
+            objective, R = _objective(y, y_hat, mu, logvar, weight, config)
             loss = objective
             if config.constraint is not None:
                 loss = loss + multiplier.penalty(R)
@@ -174,8 +205,19 @@ def train(module, Y, config, *, generator, noise_generator):
         result.loss_curve.append(epoch_loss)
         result.reconstruction_curve.append(recon_total / n_samples)
         result.n_iter = epoch + 1
+        monitored = epoch_loss / n_features
+        if Y_val is not None:
+            module.eval()
+            monitored = _validation_objective(module, Y_val, eps_val, weight, config)
+            module.train()
+            if not math.isfinite(monitored):
+                raise _diverged(epoch, config)
+            monitored /= n_features
+            result.validation_scores.append(-monitored)
         if config.verbose:
             msg = f"epoch {epoch + 1:4d}  loss {epoch_loss:.6g}  R {recon_total / n_samples:.6g}"
+            if Y_val is not None:
+                msg += f"  validation {-monitored:.6g}"
             if config.constraint is not None:
                 msg += (
                     f"  R_avg {multiplier.average:.6g} (tau {config.constraint.target:.6g})"
@@ -183,8 +225,11 @@ def train(module, Y, config, *, generator, noise_generator):
                 )
             print(msg)
         # sklearn's MLP rule: count epochs that fail to improve on the best by tol.
-        stall = stall + 1 if epoch_loss > best - config.tol else 0
-        best = min(best, epoch_loss)
+        stall = stall + 1 if monitored > best - config.tol else 0
+        if monitored < best:
+            best = monitored
+            if Y_val is not None and multiplier.feasible:
+                best_state = copy.deepcopy(module.state_dict())
         if (
             stall > config.n_iter_no_change
             and epoch + 1 >= config.earliest_stop
@@ -194,6 +239,9 @@ def train(module, Y, config, *, generator, noise_generator):
             break
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
+    if best_state is not None:
+        module.load_state_dict(best_state)
+        result.best_validation_score = -best
     result.lagrange_multiplier = multiplier.value
     result.reconstruction_average = multiplier.average
     result.feasible = multiplier.feasible

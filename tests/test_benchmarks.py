@@ -38,9 +38,10 @@ def test_collapse_benchmark_smoke(tmp_path):
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "collapse.csv", keep_default_na=False)
-    # 4 data sets x 7 methods x (1 sigma^2 ratio + 1 beta) x 1 seed.
-    assert len(df) == 4 * 7 * 2
-    assert set(df.method) >= {"VAE", "SphericalClusterVAE", "shell without constraint"}
+    # 4 data sets x 8 methods x (1 sigma^2 ratio + 1 beta) x 1 seed.
+    assert len(df) == 4 * 8 * 2
+    assert set(df.method) >= {"VAE", "SphericalClusterVAE", "SphericalClusterVAE (paper map)",
+                              "VAE + free bits", "shell without constraint"}
     assert (df.error == "").all(), df.error.unique()
     md = (tmp_path / "collapse.md").read_text()
     assert "## Above the threshold" in md and "## digits: learned decoder variance" in md

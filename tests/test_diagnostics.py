@@ -70,19 +70,52 @@ def test_multiplier_update_rule():
     assert float(m.penalty(torch.tensor(2.0))) == pytest.approx(1e-3 * 0.5)
 
 
-def test_norm_constraint_is_identity_on_shell_and_lands_in_it():
-    layer = NormConstraint(1.0, 2.0)
+def _reference_rho(s, r_min, r_max, knee):
+    """DESIGN section 4's radial profile, written out independently."""
+    return np.where(s < knee, r_min + s * (1 - r_min / knee), np.minimum(s, r_max))
+
+
+def test_norm_constraint_radial_profile_and_direction():
+    r_min, r_max, knee = 0.5, 3.0, 0.8
+    layer = NormConstraint(r_min, r_max, knee)
     g = torch.Generator().manual_seed(0)
-    u = torch.randn((500, 7), generator=g, dtype=torch.float64)
-    u *= torch.empty((500, 1), dtype=torch.float64).uniform_(0, 4, generator=g)
+    u = torch.randn((2000, 7), generator=g, dtype=torch.float64)
+    u *= torch.empty((2000, 1), dtype=torch.float64).uniform_(0, 5, generator=g)
     y = layer(u)
-    norms = torch.linalg.vector_norm(y, dim=1)
-    assert torch.all(norms >= 1 - 1e-12) and torch.all(norms <= 2 + 1e-12)
-    u_norm = torch.linalg.vector_norm(u, dim=1)
-    inside = (u_norm >= 1) & (u_norm <= 2)
-    assert 20 < int(inside.sum()) < 480  # rows inside and outside the shell
-    assert torch.equal(y[inside], u[inside])
-    assert_allclose(layer(torch.zeros((1, 3))).numpy(), [[1.0, 0.0, 0.0]])
+    s = torch.linalg.vector_norm(u, dim=1).numpy()
+    norms = torch.linalg.vector_norm(y, dim=1).numpy()
+    assert_allclose(norms, _reference_rho(s, r_min, r_max, knee), rtol=1e-12)
+    # Every output lies in the shell; directions are kept.
+    assert np.all(norms >= r_min - 1e-12) and np.all(norms <= r_max + 1e-12)
+    cos = torch.sum(y * u, dim=1).numpy() / (norms * s)
+    assert_allclose(cos, 1.0, rtol=1e-12)
+    # The identity over [knee, r_max], the training rows' radial range.
+    between = (s >= knee) & (s <= r_max)
+    assert 100 < between.sum() < 1900
+    assert torch.equal(y[between], u[between])
+    # The origin has no direction: r_min * e_1.
+    assert_allclose(layer(torch.zeros((1, 3))).numpy(), [[0.5, 0.0, 0.0]])
+
+
+def test_norm_constraint_has_no_dead_zone():
+    # d|y|/d|u| by autograd: the slope 1 - r_min/knee everywhere inside the
+    # hole (where a plain clamp has 0), 1 between knee and r_max.
+    r_min, r_max, knee = 1.0, 4.0, 1.5
+    layer = NormConstraint(r_min, r_max, knee)
+    direction = torch.tensor([0.6, -0.8], dtype=torch.float64)
+    for s, expected in [(0.05, 1 / 3), (0.5, 1 / 3), (0.99, 1 / 3), (1.49, 1 / 3),
+                        (1.51, 1.0), (3.9, 1.0), (4.5, 0.0)]:
+        t = torch.tensor(s, dtype=torch.float64, requires_grad=True)
+        (grad,) = torch.autograd.grad(torch.linalg.vector_norm(layer((t * direction)[None])), t)
+        assert float(grad) == pytest.approx(expected, abs=1e-12), s
+    # Continuous at the knee.
+    below = layer(torch.tensor([[knee - 1e-9, 0.0]], dtype=torch.float64))
+    assert float(below[0, 0]) == pytest.approx(knee, abs=1e-8)
+
+
+def test_norm_constraint_rejects_a_knee_outside_the_shell():
+    with pytest.raises(ValueError, match="knee"):
+        NormConstraint(1.0, 2.0, 0.5)
 
 
 def test_build_does_not_touch_global_rng():

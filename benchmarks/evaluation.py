@@ -1,0 +1,430 @@
+"""Evaluation on real data: what a user gets from SphericalClusterVAE against what they would pick instead.
+
+For each data set of ``_datasets.py``, 3 seeds (each seed draws its own 70/30
+split and seeds the model), ``n_components=2``:
+
+* **defaults** (beta=1, learned decoder variance): held-out reconstruction
+  error in standardized units (mean over test rows of the squared error
+  summed over features, after the training split's StandardScaler),
+  trustworthiness of the 2-D embedding of the test rows (5 neighbours) and
+  5-NN accuracy of the labels in the embedding (fitted on the training
+  rows), for PCA, StandardScaler+PCA, ``skvae.VAE``, ``VAE(free_bits=0.5)``,
+  UMAP (embedding only), and SphericalClusterVAE with the default geometry,
+  the paper's map, and the candidate reconstruction targets;
+* **above the collapse threshold**: beta=50 with the learned variance, and a
+  fixed decoder variance of twice the top eigenvalue of the standardized
+  training covariance: collapse (0 active units), certification and held-out
+  error, against the conventional VAE and free bits in the same regime;
+* **convergence**: defaults on iris, wine and diabetes against the same
+  model trained for 100, 400 and 1600 epochs with no early stopping;
+* **model selection**: GridSearchCV with the default score (held-out ELBO)
+  over n_clusters x r_min x r_max on two image-like / heavy-tailed data sets,
+  against the held-out error of every cell of the grid.
+
+Usage::
+
+    python benchmarks/evaluation.py                 # everything, ~40 min on 2 cores
+    python benchmarks/evaluation.py --smoke --output /tmp/x   # seconds; for the tests
+
+Writes ``evaluation.md``, ``evaluation.csv`` (one row per fit) into ``--output``.
+"""
+
+import argparse
+import os
+import sys
+import time
+import warnings
+from datetime import datetime, timezone
+from multiprocessing import get_context
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from _datasets import DATASETS, SKLEARN_ONLY, load  # noqa: E402
+
+N_COMPONENTS = 2
+FREE_BITS = 0.5
+BIG_BETA = 50.0
+SIGMA_RATIO = 2.0
+CONVERGENCE_SETS = ["iris", "wine", "diabetes"]
+CONVERGENCE_BUDGETS = [100, 400, 1600]
+GRID_SETS = ["digits", "breast_cancer"]
+
+#: SphericalClusterVAE variants: the reconstruction target's anchor and margin.
+TARGETS = {
+    "codebook m=0.5": dict(anchor="codebook", margin=0.5),
+    "pca m=0.5": dict(anchor="pca", margin=0.5),
+    "best m=0.5": dict(anchor="best", margin=0.5),
+    "best m=0.8": dict(anchor="best", margin=0.8),
+}
+
+
+def methods(regime):
+    """Method name -> (kind, params) for one regime."""
+    out = {}
+    if regime == "beta1":
+        out["PCA"] = ("pca", {})
+        out["StandardScaler+PCA"] = ("sspca", {})
+        out["UMAP"] = ("umap", {})
+    reg = {"beta1": dict(beta=1.0), "beta50": dict(beta=BIG_BETA), "sigma2x": {}}[regime]
+    out["VAE"] = ("vae", dict(reg))
+    out["VAE free bits"] = ("vae", dict(reg, free_bits=FREE_BITS))
+    for name, target in TARGETS.items():
+        out[f"SCVAE {name}"] = ("scvae", dict(reg, **target))
+    if regime != "sigma2x":  # a fixed variance in standardized units does not apply to it
+        out["SCVAE paper map"] = ("scvae", dict(reg, shell_map="paper"))
+    return out
+
+
+def _split(name, seed):
+    from sklearn.model_selection import train_test_split
+
+    X, y = load(name)
+    idx = np.arange(X.shape[0])
+    tr, te = train_test_split(idx, test_size=0.3, random_state=seed)
+    return X[tr], X[te], (None if y is None else y[tr]), (None if y is None else y[te])
+
+
+def _lambda_max(X_train):
+    from sklearn.preprocessing import StandardScaler
+
+    Y = StandardScaler().fit_transform(X_train)
+    return float(np.linalg.eigvalsh(np.cov(Y, rowvar=False))[-1])
+
+
+def _init_worker():
+    import torch
+
+    torch.set_num_threads(1)
+    warnings.simplefilter("ignore")
+
+
+def _embedding_scores(Z_tr, Z_te, X_te_std, y_tr, y_te):
+    from sklearn.manifold import trustworthiness
+    from sklearn.neighbors import KNeighborsClassifier
+
+    trust = float(trustworthiness(X_te_std, Z_te, n_neighbors=5))
+    knn = np.nan
+    if y_tr is not None:
+        knn = float(KNeighborsClassifier(5).fit(Z_tr, y_tr).score(Z_te, y_te))
+    return trust, knn
+
+
+def build(kind, params, seed, lam=None, regime="beta1", max_iter=None):
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skvae import VAE, SphericalClusterVAE
+
+    if kind == "pca":
+        return PCA(N_COMPONENTS)
+    if kind == "sspca":
+        return make_pipeline(StandardScaler(), PCA(N_COMPONENTS))
+    if kind == "umap":
+        import umap
+
+        return umap.UMAP(n_components=N_COMPONENTS, random_state=seed, n_jobs=1)
+    params = dict(params, n_components=N_COMPONENTS, random_state=seed)
+    if regime == "sigma2x":
+        params["decoder_variance"] = SIGMA_RATIO * lam
+    if max_iter is not None:
+        params.update(max_iter=max_iter)
+    return (VAE if kind == "vae" else SphericalClusterVAE)(**params)
+
+
+def run_fit(job):
+    """One fit; returns a dict of measurements (never raises)."""
+    from sklearn.preprocessing import StandardScaler
+
+    name, seed, regime, method, kind, params = (
+        job[k] for k in ("dataset", "seed", "regime", "method", "kind", "params"))
+    X_tr, X_te, y_tr, y_te = _split(name, seed)
+    scaler = StandardScaler().fit(X_tr)
+    row = dict(dataset=name, seed=seed, regime=regime, method=method,
+               max_iter=job.get("max_iter"), error="")
+    try:
+        model = build(kind, params, seed, _lambda_max(X_tr), regime, job.get("max_iter"))
+        t = time.perf_counter()
+        model.fit(X_tr)
+        row["fit_time"] = time.perf_counter() - t
+        Z_te = model.transform(X_te)
+        if kind != "umap":
+            X_hat = model.inverse_transform(Z_te)
+            row["heldout"] = float(np.mean(np.sum(((X_te - X_hat) / scaler.scale_) ** 2, 1)))
+        if not job.get("skip_embedding"):
+            row["trust"], row["knn"] = _embedding_scores(
+                model.transform(X_tr), Z_te, scaler.transform(X_te), y_tr, y_te)
+        if kind in ("vae", "scvae"):
+            row.update(
+                active=model.active_units_, certified=bool(model.collapse_certified_),
+                R=model.reconstruction_loss_, delta=model.collapse_loss_,
+                explained=model.explained_fraction_, n_iter=model.n_iter_,
+                tau=getattr(model, "reconstruction_target_", np.nan),
+                lam=getattr(model, "lagrange_multiplier_", np.nan),
+                score=model.score(X_te),
+            )
+    except Exception as exc:  # recorded, so one failure does not end the run
+        row["error"] = f"{type(exc).__name__}: {exc}"[:300]
+    return row
+
+
+def run_grid_search(job):
+    """GridSearchCV with the default score against each cell's held-out error."""
+    from sklearn.model_selection import GridSearchCV, ParameterGrid
+    from sklearn.preprocessing import StandardScaler
+
+    from skvae import SphericalClusterVAE
+
+    name, seed = job["dataset"], job["seed"]
+    X_tr, X_te, _, _ = _split(name, seed)
+    scaler = StandardScaler().fit(X_tr)
+    norms = np.linalg.norm(scaler.transform(X_tr), axis=1)
+    grid = {
+        "n_clusters": [2, 8, 32],
+        "r_min": ["auto", float(0.9 * norms.min())],
+        "r_max": ["auto", float(0.5 * norms.max())],
+    }
+    budget = dict(max_iter=job["max_iter"]) if job["max_iter"] else {}
+    base = SphericalClusterVAE(N_COMPONENTS, random_state=seed, **budget)
+    search = GridSearchCV(base, grid, cv=3, error_score="raise").fit(X_tr)
+    rows = []
+    for params, cv_score in zip(search.cv_results_["params"],
+                                search.cv_results_["mean_test_score"]):
+        model = SphericalClusterVAE(N_COMPONENTS, random_state=seed, **budget,
+                                    **params).fit(X_tr)
+        X_hat = model.inverse_transform(model.transform(X_te))
+        rows.append(dict(
+            dataset=name, seed=seed, regime="grid", method=str(params),
+            cv_score=float(cv_score), picked=params == search.best_params_,
+            heldout=float(np.mean(np.sum(((X_te - X_hat) / scaler.scale_) ** 2, 1))),
+            error="",
+        ))
+    assert len(list(ParameterGrid(grid))) == len(rows)
+    return rows
+
+
+def _dispatch(job):
+    if job["regime"] != "grid":
+        return [run_fit(job)]
+    try:
+        return run_grid_search(job)
+    except Exception as exc:  # recorded, so one failure does not end the run
+        return [dict(dataset=job["dataset"], seed=job["seed"], regime="grid", method="",
+                     error=f"{type(exc).__name__}: {exc}"[:300])]
+
+
+def jobs(datasets, seeds, smoke):
+    out = []
+    regimes = ["beta1"] if smoke else ["beta1", "beta50", "sigma2x"]
+    for name in datasets:
+        for seed in range(seeds):
+            for regime in regimes:
+                for method, (kind, params) in methods(regime).items():
+                    if kind == "umap" and (smoke or not _has_umap()):
+                        continue
+                    out.append(dict(dataset=name, seed=seed, regime=regime, method=method,
+                                    kind=kind, params=params,
+                                    max_iter=3 if smoke else None))
+    conv_sets = [d for d in CONVERGENCE_SETS if d in datasets]
+    budgets = [2] if smoke else CONVERGENCE_BUDGETS
+    for name in conv_sets:
+        for seed in range(seeds):
+            for budget in budgets:
+                out.append(dict(dataset=name, seed=seed, regime="convergence",
+                                method=f"{budget} epochs, tol=0", kind="scvae",
+                                params=dict(tol=0.0, n_iter_no_change=budget),
+                                max_iter=budget, skip_embedding=True))
+    for name in datasets[:1] if smoke else [d for d in GRID_SETS if d in datasets]:
+        for seed in range(1):  # one split: 48 fits per data set
+            out.append(dict(dataset=name, seed=seed, regime="grid",
+                            max_iter=2 if smoke else None))
+    # Longest jobs first keeps both workers busy to the end.
+    return sorted(out, key=lambda j: (j["regime"] != "grid", j["regime"] != "convergence"))
+
+
+def _has_umap():
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+# ------------------------------------------------------------------ report
+def _gmean(a):
+    a = np.asarray(a, dtype=float)
+    return float(np.exp(np.mean(np.log(a))))
+
+
+def report(df, header):
+    from skvae._spherical import DEFAULT_ANCHOR, DEFAULT_MARGIN
+
+    default = next(f"SCVAE {k}" for k, v in TARGETS.items()
+                   if v == dict(anchor=DEFAULT_ANCHOR, margin=DEFAULT_MARGIN))
+    lines = [header, ""]
+    failed = df[df.error != ""]
+    lines.append(f"Fits: {len(df)}; failed: {len(failed)}.")
+    for _, r in failed.iterrows():
+        lines.append(f"- FAILED {r.dataset} seed {r.seed} {r.regime} {r.method}: {r.error}")
+    lines += ["", f"The default reconstruction target is **{default[6:]}** "
+              f"(`anchor={DEFAULT_ANCHOR!r}, margin={DEFAULT_MARGIN}`); rows marked (default).", ""]
+    ok = df[df.error == ""]
+
+    # --- defaults
+    b1 = ok[ok.regime == "beta1"]
+    lines += ["## Defaults (beta=1, learned decoder variance, n_components=2)", "",
+              "Held-out reconstruction error, standardized units, mean of the seeds "
+              "(lower is better):", ""]
+    order = ["PCA", "StandardScaler+PCA", "VAE", "VAE free bits", default,
+             "SCVAE paper map"] + [f"SCVAE {k}" for k in TARGETS if f"SCVAE {k}" != default]
+    order = [m for m in order if m in set(b1.method)]
+    names = [d for d in DATASETS if d in set(b1.dataset)]
+    tab = b1.pivot_table(index="dataset", columns="method", values="heldout", aggfunc="mean")
+    lines.append("| data | " + " | ".join(_label(m, default) for m in order) + " |")
+    lines.append("|---" * (len(order) + 1) + "|")
+    for d in names:
+        lines.append(f"| {d} | " + " | ".join(f"{tab.loc[d, m]:.3g}" for m in order) + " |")
+    lines.append("")
+    # ratios per cell against the VAE
+    cells = b1.pivot_table(index=["dataset", "seed"], columns="method", values="heldout")
+    lines += ["Ratio of held-out error to `skvae.VAE`'s, per cell (data set x seed): "
+              "geometric mean [worst cell]:", ""]
+    for m in [x for x in order if x != "VAE"]:
+        r = cells[m] / cells["VAE"]
+        lines.append(f"- {_label(m, default)}: {_gmean(r):.3f} [{r.max():.3f}]")
+    lines.append("")
+    for metric, title in [("trust", "Trustworthiness of the 2-D test embedding (5 neighbours)"),
+                          ("knn", "5-NN accuracy of the labels in the 2-D embedding")]:
+        t = b1.pivot_table(index="dataset", columns="method", values=metric, aggfunc="mean")
+        cols = [m for m in ["PCA", "StandardScaler+PCA", "UMAP", "VAE", "VAE free bits",
+                            default, "SCVAE paper map"] if m in t.columns]
+        lines += [f"{title}, mean of the seeds (higher is better):", "",
+                  "| data | " + " | ".join(_label(m, default) for m in cols) + " |",
+                  "|---" * (len(cols) + 1) + "|"]
+        for d in names:
+            if d in t.index and np.isfinite(t.loc[d].astype(float)).any():
+                lines.append(f"| {d} | " + " | ".join(f"{t.loc[d, m]:.3f}" for m in cols) + " |")
+        avg = t[cols].mean()
+        lines.append("| **mean** | " + " | ".join(f"**{avg[m]:.3f}**" for m in cols) + " |")
+        lines.append("")
+    sc = b1[b1.method.str.startswith("SCVAE")]
+    lines += [f"SphericalClusterVAE at beta=1: {int(sc.certified.sum())} of {len(sc)} fits "
+              f"certified, {int((sc.active == 0).sum())} collapsed; explained fraction "
+              f"1 - R/T of the default: median {b1[b1.method == default].explained.median():.3f}.",
+              ""]
+
+    # --- collapse regimes
+    for regime, title in [("beta50", f"beta={BIG_BETA:g}, learned decoder variance"),
+                          ("sigma2x", f"fixed decoder variance {SIGMA_RATIO:g} x lambda_max")]:
+        rg = ok[ok.regime == regime]
+        if rg.empty:
+            continue
+        lines += [f"## Above the collapse threshold: {title}", "",
+                  "| method | collapsed | certified | median over data sets of held-out "
+                  "error / free bits' | held-out error, mean per data set |", "|---|---|---|---|---|"]
+        fb = rg[rg.method == "VAE free bits"].groupby("dataset").heldout.mean()
+        for m in [x for x in ["VAE", "VAE free bits", default, "SCVAE paper map"]
+                  + [f"SCVAE {k}" for k in TARGETS] if x in set(rg.method)]:
+            if m == default and order.count(m) and m != default:
+                continue
+            g = rg[rg.method == m]
+            per = g.groupby("dataset").heldout.mean()
+            ratio = float(np.median((per / fb).dropna()))
+            lines.append(
+                f"| {_label(m, default)} | {int((g.active == 0).sum())}/{len(g)} | "
+                f"{int(g.certified.sum())}/{len(g)} | {ratio:.3f} | "
+                + ", ".join(f"{d} {per[d]:.3g}" for d in names if d in per) + " |")
+        lines.append("")
+
+    # --- convergence
+    cv = ok[ok.regime == "convergence"]
+    if not cv.empty:
+        lines += ["## Convergence on small data", "",
+                  "Held-out error of the default fit against the same model trained for a "
+                  "fixed number of epochs (tol=0), mean of the seeds; the learned-variance "
+                  "objective keeps improving on the training rows by memorising them, so "
+                  "the longest run is not the best held-out:", "",
+                  "| data | defaults (epochs) | " + " | ".join(
+                      f"{b} epochs" for b in sorted(cv.max_iter.unique())) +
+                  " | defaults / best budget |", "|---" * (3 + cv.max_iter.nunique()) + "|"]
+        for d in [x for x in CONVERGENCE_SETS if x in set(cv.dataset)]:
+            dflt = b1[(b1.dataset == d) & (b1.method == default)]
+            per_budget = cv[cv.dataset == d].groupby("max_iter").heldout.mean()
+            lines.append(
+                f"| {d} | {dflt.heldout.mean():.3f} ({dflt.n_iter.mean():.0f}) | "
+                + " | ".join(f"{v:.3f}" for v in per_budget) +
+                f" | {dflt.heldout.mean() / per_budget.min():.3f} |")
+        lines.append("")
+
+    # --- grid search
+    gs = ok[ok.regime == "grid"]
+    if not gs.empty:
+        lines += ["## Model selection with the default score", "",
+                  "GridSearchCV(cv=3) with no scorer over n_clusters {2, 8, 32} x r_min "
+                  "{auto, 0.9 x smallest norm} x r_max {auto, 0.5 x largest norm}; "
+                  "every cell then refitted on the training split and scored on the "
+                  "held-out rows:", "",
+                  "| data | seed | picked | its held-out error | best in grid | picked / best "
+                  "| Spearman(CV score, held-out error) |", "|---|---|---|---|---|---|---|"]
+        from scipy.stats import spearmanr
+
+        for (d, s), g in gs.groupby(["dataset", "seed"]):
+            p = g[g.picked].iloc[0]
+            rho = spearmanr(g.cv_score, g.heldout).statistic
+            lines.append(f"| {d} | {s} | `{p.method}` | {p.heldout:.3f} | "
+                         f"{g.heldout.min():.3f} | {p.heldout / g.heldout.min():.3f} | "
+                         f"{rho:+.2f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _label(m, default):
+    return f"{m} (default)" if m == default else m
+
+
+def main(argv=None):
+    import pandas as pd
+
+    sys.path.insert(0, str(HERE.parent))
+    from _machine import describe  # noqa: E402
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny run for the tests")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--datasets", nargs="*", default=None)
+    parser.add_argument("--n-jobs", type=int, default=2)
+    parser.add_argument("--output", default=str(HERE / "results"))
+    args = parser.parse_args(argv)
+    datasets = args.datasets or (["iris", "wine"] if args.smoke else list(DATASETS))
+    seeds = 1 if args.smoke else args.seeds
+    todo = jobs(datasets, seeds, args.smoke)
+    start = time.perf_counter()
+    rows = []
+    with get_context("spawn").Pool(args.n_jobs, initializer=_init_worker) as pool:
+        for i, out in enumerate(pool.imap_unordered(_dispatch, todo), 1):
+            rows += out
+            if i % 25 == 0 or i == len(todo):
+                print(f"{i}/{len(todo)} jobs, {time.perf_counter() - start:.0f} s", flush=True)
+    df = pd.DataFrame(rows)
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out / "evaluation.csv", index=False)
+    header = (
+        "# Evaluation on real data\n\n"
+        f"Command: `python benchmarks/evaluation.py {' '.join(argv or sys.argv[1:])}`  \n"
+        + "\n".join(describe()) + "\n\n"
+        f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
+        f"{time.perf_counter() - start:.0f} s with {args.n_jobs} worker processes "
+        "(1 torch thread each).\n\nData sets: "
+        + "; ".join(f"{d} ({DATASETS[d][0]}, {DATASETS[d][1]})" for d in datasets)
+    )
+    (out / "evaluation.md").write_text(report(df, header))
+    print((out / "evaluation.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

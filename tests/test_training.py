@@ -1,0 +1,72 @@
+"""The stopping rule, batch_size="auto" and opt-in held-out early stopping."""
+
+import warnings
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.datasets import load_iris, make_blobs
+from sklearn.exceptions import ConvergenceWarning
+
+from skvae import VAE, SphericalClusterVAE
+from skvae._base import AUTO_BATCH_RANGE, AUTO_BATCH_STEPS, auto_batch_size
+
+
+def _fit(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(X)
+
+
+@pytest.mark.parametrize("n, expected", [(2, 2), (105, 16), (150, 16), (1_000, 100),
+                                         (2_560, 256), (1_000_000, 256)])
+def test_auto_batch_size(n, expected):
+    assert min(auto_batch_size(n), n) == expected
+    # At least AUTO_BATCH_STEPS steps per epoch wherever the lower bound allows.
+    if n // AUTO_BATCH_STEPS >= AUTO_BATCH_RANGE[0]:
+        assert n // auto_batch_size(n) >= AUTO_BATCH_STEPS
+
+
+def test_small_data_gets_several_steps_per_epoch():
+    # 105 rows used to be one Adam step per epoch (batch 200): the stopping
+    # rule then saw one noisy step per "epoch" and stopped after ~60 steps.
+    X, _ = load_iris(return_X_y=True)
+    est = _fit(SphericalClusterVAE(random_state=0, hidden_layer_sizes=(16,), max_iter=3), X)
+    assert len(est.loss_curve_) == 3
+    assert int(np.ceil(150 / auto_batch_size(150))) >= 9
+
+
+def test_stopping_rule_is_scale_free():
+    # The same data in other units gives the same standardized problem, so
+    # the same number of epochs and the same curve up to the constant
+    # (n_features / 2) * log(c^2) shift that would not exist after standardizing.
+    X, _ = make_blobs(n_samples=300, n_features=4, centers=3, random_state=0)
+    a = _fit(VAE(random_state=0, hidden_layer_sizes=(16,), max_iter=300), X)
+    b = _fit(VAE(random_state=0, hidden_layer_sizes=(16,), max_iter=300), 1e4 * X)
+    assert a.n_iter_ == b.n_iter_ < 300
+    assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
+def test_early_stopping_holds_out_rows_and_restores_the_best_epoch(Est):
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
+    params = dict(random_state=0, hidden_layer_sizes=(16,), max_iter=60,
+                  early_stopping=True, validation_fraction=0.2, n_iter_no_change=5)
+    if Est is SphericalClusterVAE:
+        params["n_clusters"] = 3
+    est = _fit(Est(**params), X)
+    scores = est.validation_scores_
+    assert len(scores) == est.n_iter_ == len(est.loss_curve_)
+    assert est.best_validation_score_ == max(scores)
+    assert np.all(np.isfinite(scores))
+    # Standardization and radii come from the 240 training rows only.
+    scaler = est.shell_ if hasattr(est, "shell_") else est.scaler_
+    assert not np.allclose(scaler.mean_, X.mean(axis=0))
+    # Without early stopping the attributes exist and are None (as MLPRegressor).
+    plain = _fit(Est(**{**params, "early_stopping": False}), X)
+    assert plain.validation_scores_ is None and plain.best_validation_score_ is None
+
+
+def test_early_stopping_needs_three_rows():
+    with pytest.raises(ValueError, match="at least 3 rows"):
+        VAE(early_stopping=True).fit(np.array([[0.0, 1.0], [1.0, 0.0]]))
