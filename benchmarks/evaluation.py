@@ -30,7 +30,6 @@ Writes ``evaluation.md``, ``evaluation.csv`` (one row per fit) into ``--output``
 """
 
 import argparse
-import os
 import sys
 import time
 import warnings
@@ -43,7 +42,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from _datasets import DATASETS, SKLEARN_ONLY, load  # noqa: E402
+from _datasets import DATASETS, load  # noqa: E402
 
 N_COMPONENTS = 2
 FREE_BITS = 0.5

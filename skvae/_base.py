@@ -21,31 +21,12 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
 from ._networks import _ACTIVATIONS, build_vae
+from ._settings import auto_batch_size, hidden_sizes, resolve_device, validation_split
 from ._training import TrainingConfig, train
 
 #: Noise rows shared by every row in score_samples (common random numbers).
 N_SCORE_DRAWS = 16
 
-#: ``batch_size="auto"``: aim for this many minibatches per epoch ...
-AUTO_BATCH_STEPS = 10
-#: ... with the batch size kept in this range.
-AUTO_BATCH_RANGE = (16, 256)
-
-
-def resolve_device(device):
-    """torch.device for ``device``, or a ValueError saying why it cannot be used."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"device={device!r} is not a torch device ({exc}).") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device!r} was requested but torch.cuda.is_available() is "
-            "False on this machine; use device='cpu'."
-        )
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"device={device!r}: only 'cpu' and 'cuda' devices are supported.")
-    return dev
 
 
 def _by_chunks(fn, A):
@@ -62,34 +43,6 @@ def _by_chunks(fn, A):
             out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
         out[s] = part
     return out
-
-
-def auto_batch_size(n_samples):
-    """``batch_size="auto"``: AUTO_BATCH_STEPS minibatches per epoch, within AUTO_BATCH_RANGE."""
-    lo, hi = AUTO_BATCH_RANGE
-    return int(min(max(n_samples // AUTO_BATCH_STEPS, lo), hi))
-
-
-def _validation_split(X, fraction, seed):
-    """Rows for training and the held-out rows for early stopping (at least 1 each)."""
-    n = X.shape[0]
-    n_val = min(max(int(round(fraction * n)), 1), n - 2)
-    if n_val < 1:
-        raise ValueError(
-            f"early_stopping needs at least 3 rows (2 to train, 1 to validate); got {n}."
-        )
-    perm = np.random.RandomState(seed).permutation(n)
-    return X[perm[n_val:]], X[perm[:n_val]]
-
-
-def _hidden_sizes(hidden_layer_sizes):
-    sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
-    if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
-        raise ValueError(
-            "hidden_layer_sizes must be a sequence of positive integers, got "
-            f"{hidden_layer_sizes!r}."
-        )
-    return tuple(int(s) for s in sizes)
 
 
 class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -191,13 +144,13 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 "X has zero variance: every row is identical, so there is nothing "
                 "for the VAE to encode and the feasible band is empty."
             )
-        hidden = _hidden_sizes(self.hidden_layer_sizes)
+        hidden = hidden_sizes(self.hidden_layer_sizes)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=4)]
         X_val = None
         if self.early_stopping:
-            X, X_val = _validation_split(X, self.validation_fraction, seeds[3])
+            X, X_val = validation_split(X, self.validation_fraction, seeds[3])
             n_samples = X.shape[0]
 
         attrs, Y, constraint = self._fit_representation(X, seeds[0])

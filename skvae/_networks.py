@@ -7,6 +7,9 @@ from torch import nn
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
+#: The knee of the output layer is at least this multiple of the inner radius.
+KNEE_FACTOR = 1.5
+
 # log-variance outputs are clamped to keep exp() finite in float32.
 _LOGVAR_RANGE = (-30.0, 20.0)
 
@@ -59,6 +62,16 @@ class NormConstraint(nn.Module):
 
     def extra_repr(self):
         return f"r_min={self.r_min}, r_max={self.r_max}, knee={self.knee}"
+
+
+def output_knee(min_norm, r_min, r_max):
+    """Knee R of the output layer: ``max(min_i |y_i|, 1.5 r_min)``, at most ``r_max``.
+
+    The layer is the identity above R; ``1.5 r_min`` keeps its slope below R,
+    ``1 - r_min / R``, at least 1/3 where the smallest training norm is close
+    to ``r_min`` (the paper's map puts a row at the mean on ``r_min`` itself).
+    """
+    return float(min(max(min_norm, KNEE_FACTOR * r_min), r_max))
 
 
 class GaussianEncoder(nn.Module):

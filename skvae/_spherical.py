@@ -8,14 +8,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseVAE
 from ._feasible import collapse_loss, fit_feasible_region
-from ._networks import NormConstraint
-from ._shell import (
-    FALLBACK_QUANTILE,
-    INNER_RADIUS_FACTOR,
-    SphericalShellScaler,
-    StandardizedShell,
-    check_radii,
-)
+from ._networks import NormConstraint, output_knee
+from ._shell import FALLBACK_QUANTILE, SphericalShellScaler, StandardizedShell, check_radii
 from ._training import Constraint
 
 #: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
@@ -28,15 +22,17 @@ DEFAULT_ANCHOR = "best"
 class SphericalClusterVAE(_BaseVAE):
     """Variational autoencoder with a checked guarantee against posterior collapse.
 
-    The data are standardized and mapped into a spherical shell
-    (:class:`SphericalShellScaler`); K-means on the shell fixes a band for the
-    reconstruction loss between the shell codebook loss ``W_S`` and the
-    collapse loss ``delta_collapse`` (the best any decoder that ignores its
-    input can do); a VAE whose decoder outputs are constrained to the shell is
-    trained with a Lagrange multiplier that keeps its reconstruction loss under
-    ``tau < delta_collapse``. After fitting, a Monte Carlo test certifies that
-    the expected reconstruction loss is below ``delta_collapse``, which proves
-    that ``q(z|x)`` depends on ``x``.
+    The data are standardized; decoder outputs are confined to a spherical
+    shell ``r_min_ <= |y| <= r_max_`` around the standardized data (by
+    default the data's own annulus, no radial map); K-means fixes a
+    reconstruction target ``tau`` strictly below the collapse loss
+    ``delta_collapse`` (the best any decoder that ignores its input can do
+    with outputs in the shell); the VAE is trained with a Lagrange multiplier
+    that keeps its reconstruction loss under ``tau``. After fitting, a Monte
+    Carlo test certifies that the expected reconstruction loss is below
+    ``delta_collapse``, which proves that ``q(z|x)`` depends on ``x``; if it
+    does not hold, a :class:`~skvae.exceptions.PosteriorCollapseWarning` says
+    so.
 
     It is used like :class:`~sklearn.decomposition.PCA`: :meth:`transform`
     gives posterior means, :meth:`inverse_transform` decodes, :meth:`score`
@@ -51,22 +47,40 @@ class SphericalClusterVAE(_BaseVAE):
     n_clusters : int, default=8
         K of the internal K-means that defines the feasible band. Must be at
         least 2 and at most n_samples.
-    r_min : float, default=1.0
-        Inner radius of the shell. Must be positive.
-    r_max : float, default=2.0
-        Outer radius of the shell. Must exceed ``r_min``.
+    shell_map : {"identity", "paper"}, default="identity"
+        ``"identity"`` models the standardized rows as they are and only
+        confines decoder outputs to the shell. ``"paper"`` first maps the
+        rows radially into the shell as the paper does
+        (:class:`SphericalShellScaler`); kept for reproduction, it costs
+        reconstruction where rows lie far from the centre.
+    r_min : float or "auto", default="auto"
+        Inner radius of the shell. With ``shell_map="identity"``, ``"auto"``
+        is the smallest standardized training norm divided by 1.5 and a
+        number is an absolute radius in standardized units; with
+        ``shell_map="paper"``, ``"auto"`` is 1.
+    r_max : float or "auto", default="auto"
+        Outer radius of the shell. ``"auto"`` is the largest standardized
+        training norm (``"identity"``) or 2 (``"paper"``). Must exceed the
+        inner radius.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). The constraint keeps the model out
         of collapse however large it is.
     margin : float, default=0.5
-        Position of the target in the band, strictly between 0 and 1:
-        ``tau = delta_collapse - margin * (delta_collapse - W_S)``.
+        Position of the target between the collapse loss and the anchor
+        loss, strictly between 0 and 1:
+        ``tau = delta_collapse - margin * (delta_collapse - anchor_loss)``.
+    anchor : {"codebook", "pca", "best"}, default="best"
+        The achievable loss the target is anchored on: the K-means codebook
+        projected onto the shell (``codebook_loss_``, the paper's ``W_S``),
+        PCA with ``n_components`` projected onto the shell (``pca_loss_``),
+        or the smaller of the two.
     decoder_variance : "learned" or float, default="learned"
         Variance of the Gaussian decoder. ``"learned"`` uses its
         maximum-likelihood value ``R / n_features`` (a calibrated decoder whose
         balance with the KL does not depend on the radii or data scale). A
-        positive float fixes ``sigma^2`` in shell units, the conventional
-        setting in which VAEs collapse for large ``sigma^2``.
+        positive float fixes ``sigma^2`` in the modelled space's units
+        (standardized units by default), the conventional setting in which
+        VAEs collapse for large ``sigma^2``.
     hidden_layer_sizes : array-like of int, default=(128, 64)
         Widths of the encoder's hidden layers; the decoder mirrors them. An
         empty tuple gives linear maps.
@@ -75,14 +89,24 @@ class SphericalClusterVAE(_BaseVAE):
     max_iter : int, default=200
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+        Minibatch size; ``"auto"`` is ``n_samples // 10`` clipped to
+        [16, 256], so that small data sets still get about ten optimizer
+        steps per epoch.
     learning_rate_init : float, default=1e-3
         Adam step size.
     tol : float, default=1e-4
-        An epoch improves when its loss beats the best by more than ``tol``.
+        An epoch improves when its loss per feature beats the best by more
+        than ``tol`` (with the learned decoder variance: a relative
+        improvement of the reconstruction loss of about ``2 * tol``).
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when the loss
+        on them stops improving; the weights of the best epoch are kept. The
+        data map, the band and the certificate use the remaining rows.
+    validation_fraction : float, default=0.1
+        Share of the rows held out when ``early_stopping`` is True.
     n_certificate_passes : int, default=10
         Passes over the training data with fresh ``z`` in the certificate
         (at least 10).
@@ -97,18 +121,23 @@ class SphericalClusterVAE(_BaseVAE):
 
     Attributes
     ----------
-    shell_ : SphericalShellScaler
-        The fitted standardization and shell map.
+    shell_ : object
+        The fitted data map: the standardization (``mean_``, ``scale_``) and,
+        with ``shell_map="paper"``, the radial map (a
+        :class:`SphericalShellScaler`).
+    r_min_, r_max_ : float
+        The resolved shell radii, in the modelled space.
     cluster_centers_ : ndarray of shape (n_clusters, n_features)
-        K-means centres in shell coordinates.
-    labels_ : ndarray of shape (n_samples,)
-        Cluster of each training row.
+        K-means centres in the modelled space.
     within_cluster_variance_ : float
         ``W``, the K-means loss per sample.
     codebook_loss_ : float
         ``W_S``, the loss of the K centres projected onto the shell.
+    pca_loss_ : float
+        Loss of PCA with ``n_components`` on the training rows, its
+        reconstructions projected onto the shell.
     total_variance_ : float
-        ``T``, mean squared distance to the mean, in shell units.
+        ``T``, mean squared distance to the mean, in the modelled space.
     collapse_loss_ : float
         ``delta_collapse = T + dist(mean, shell)^2``.
     reconstruction_target_ : float
@@ -120,6 +149,10 @@ class SphericalClusterVAE(_BaseVAE):
         Standard error of ``reconstruction_loss_``.
     collapse_certified_ : bool
         ``R_hat + 3 SE < delta_collapse``: the posterior provably depends on x.
+    explained_fraction_ : float
+        ``1 - R_hat / T``: the share of the (standardized) data's variance
+        the model reconstructs. Certification says the posterior did not
+        collapse; this says how much the model captures.
     lagrange_multiplier_ : float
         Final value of the constraint's multiplier (1e-3 means inactive).
     decoder_variance_ : float
@@ -131,10 +164,21 @@ class SphericalClusterVAE(_BaseVAE):
     mutual_information_ : float
         Estimate of I(x; z) under q, in nats.
     shell_radius_range_ : tuple of float
-        Smallest and largest norm of the training rows on the shell; decoded
-        norms are clipped into it before the shell map is inverted.
+        Smallest and largest norm of the training rows in the modelled
+        space; with the paper's map, decoded norms are clipped into it
+        before the map is inverted.
+    output_knee_ : float
+        Knee of the output layer; it is the identity for norms in
+        ``[output_knee_, r_max_]``.
+    n_rows_below_knee_ : int
+        Training rows whose norm is below the knee.
     loss_curve_ : list of float
         Negative beta-ELBO (without the constraint term) of each epoch.
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the negative objective per feature on the
+        held-out rows at each epoch (higher is better); None otherwise.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without early stopping.
     n_iter_ : int
         Number of epochs run.
     device_ : str
@@ -161,6 +205,11 @@ class SphericalClusterVAE(_BaseVAE):
     ``active_units_`` and ``kl_per_dimension_``. It is a statistical test with
     a 3-standard-error margin over ``n_certificate_passes`` passes.
 
+    :meth:`score` includes the log-Jacobian of the data map, so scores are
+    comparable across ``n_clusters``, ``r_min``, ``r_max`` and ``shell_map``;
+    they are not comparable across different preprocessing placed before the
+    model in a Pipeline (its Jacobian is not counted).
+
     References
     ----------
     .. [1] "Spherical VAE with Cluster-Aware Feasible Regions: Guaranteed
@@ -174,12 +223,13 @@ class SphericalClusterVAE(_BaseVAE):
     >>> from sklearn.datasets import make_blobs
     >>> from skvae import SphericalClusterVAE
     >>> X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=0)
-    >>> vae = SphericalClusterVAE(n_components=2, n_clusters=4, max_iter=60,
-    ...                           random_state=0)
+    >>> vae = SphericalClusterVAE(n_components=2, n_clusters=4, random_state=0)
     >>> Z = vae.fit_transform(X)
     >>> Z.shape
     (300, 2)
     >>> bool(vae.collapse_certified_)
+    True
+    >>> bool(vae.explained_fraction_ > 0.5)
     True
     >>> vae.reconstruction_loss_ < vae.reconstruction_target_ < vae.collapse_loss_
     True
@@ -336,13 +386,3 @@ class SphericalClusterVAE(_BaseVAE):
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}
-
-
-def output_knee(min_norm, r_min, r_max):
-    """Knee R of the output layer: ``max(min_i |y_i|, 1.5 r_min)``, at most ``r_max``.
-
-    The layer is the identity above R; ``1.5 r_min`` keeps its slope below R,
-    ``1 - r_min / R``, at least 1/3 where the smallest training norm is close
-    to ``r_min`` (the paper's map puts a row at the mean on ``r_min`` itself).
-    """
-    return float(min(max(min_norm, INNER_RADIUS_FACTOR * r_min), r_max))

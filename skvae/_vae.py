@@ -147,7 +147,7 @@ class VAE(_BaseVAE):
     >>> from sklearn.datasets import make_blobs
     >>> from skvae import VAE
     >>> X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=0)
-    >>> vae = VAE(n_components=2, max_iter=60, random_state=0).fit(X)
+    >>> vae = VAE(n_components=2, random_state=0).fit(X)
     >>> vae.transform(X).shape
     (300, 2)
     >>> vae.active_units_

@@ -68,7 +68,7 @@ def active_units(estimator, X, *, threshold=ACTIVE_UNIT_THRESHOLD):
     >>> from skvae import VAE
     >>> from skvae.metrics import active_units
     >>> X, _ = make_blobs(n_samples=200, n_features=5, random_state=0)
-    >>> vae = VAE(n_components=2, max_iter=40, random_state=0).fit(X)
+    >>> vae = VAE(n_components=2, random_state=0).fit(X)
     >>> active_units(vae, X)
     2
     """
@@ -98,7 +98,7 @@ def kl_per_dimension(estimator, X):
     >>> from skvae import VAE
     >>> from skvae.metrics import kl_per_dimension
     >>> X, _ = make_blobs(n_samples=200, n_features=5, random_state=0)
-    >>> vae = VAE(n_components=2, max_iter=40, random_state=0).fit(X)
+    >>> vae = VAE(n_components=2, random_state=0).fit(X)
     >>> kl_per_dimension(vae, X).shape
     (2,)
     """
@@ -152,7 +152,7 @@ def mutual_information(estimator, X, *, max_samples=2000, random_state=0):
     >>> from skvae import VAE
     >>> from skvae.metrics import mutual_information
     >>> X, _ = make_blobs(n_samples=200, n_features=5, random_state=0)
-    >>> vae = VAE(n_components=2, max_iter=40, random_state=0).fit(X)
+    >>> vae = VAE(n_components=2, random_state=0).fit(X)
     >>> mi = mutual_information(vae, X)
     >>> bool(0 < mi <= np.log(200))
     True
@@ -208,7 +208,7 @@ def collapse_certificate(estimator, X, *, n_passes=10, random_state=0):
     >>> from skvae import SphericalClusterVAE
     >>> from skvae.metrics import collapse_certificate
     >>> X, _ = make_blobs(n_samples=300, n_features=10, centers=4, random_state=0)
-    >>> vae = SphericalClusterVAE(n_clusters=4, max_iter=60, random_state=0).fit(X)
+    >>> vae = SphericalClusterVAE(n_clusters=4, random_state=0).fit(X)
     >>> cert = collapse_certificate(vae, X)
     >>> cert.certified
     True

@@ -17,7 +17,6 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skvae import SphericalClusterVAE, VAE
-from skvae._base import auto_batch_size
 from skvae.exceptions import PosteriorCollapseWarning
 from skvae.metrics import collapse_certificate
 

@@ -1,0 +1,55 @@
+"""Resolve fit settings: the torch device, batch_size="auto", the early-stopping split, layer sizes."""
+
+import numbers
+
+import numpy as np
+import torch
+
+#: ``batch_size="auto"``: aim for this many minibatches per epoch ...
+AUTO_BATCH_STEPS = 10
+#: ... with the batch size kept in this range.
+AUTO_BATCH_RANGE = (16, 256)
+
+
+def resolve_device(device):
+    """torch.device for ``device``, or a ValueError saying why it cannot be used."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device={device!r} is not a torch device ({exc}).") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but torch.cuda.is_available() is "
+            "False on this machine; use device='cpu'."
+        )
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={device!r}: only 'cpu' and 'cuda' devices are supported.")
+    return dev
+
+
+def auto_batch_size(n_samples):
+    """``batch_size="auto"``: AUTO_BATCH_STEPS minibatches per epoch, within AUTO_BATCH_RANGE."""
+    lo, hi = AUTO_BATCH_RANGE
+    return int(min(max(n_samples // AUTO_BATCH_STEPS, lo), hi))
+
+
+def validation_split(X, fraction, seed):
+    """Rows for training and the held-out rows for early stopping (at least 1 each)."""
+    n = X.shape[0]
+    n_val = min(max(int(round(fraction * n)), 1), n - 2)
+    if n_val < 1:
+        raise ValueError(
+            f"early_stopping needs at least 3 rows (2 to train, 1 to validate); got {n}."
+        )
+    perm = np.random.RandomState(seed).permutation(n)
+    return X[perm[n_val:]], X[perm[:n_val]]
+
+
+def hidden_sizes(hidden_layer_sizes):
+    sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
+    if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+        raise ValueError(
+            "hidden_layer_sizes must be a sequence of positive integers, got "
+            f"{hidden_layer_sizes!r}."
+        )
+    return tuple(int(s) for s in sizes)
