@@ -22,7 +22,7 @@ from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
 from ._networks import _ACTIVATIONS, build_vae
 from ._settings import auto_batch_size, hidden_sizes, resolve_device, validation_split
-from ._training import TrainingConfig, train
+from ._training import TrainingConfig, diverged, train
 
 #: Noise rows shared by every row in score_samples (common random numbers).
 N_SCORE_DRAWS = 16
@@ -208,6 +208,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             module, Y, mu, logvar, attrs["collapse_loss_"],
             n_passes=self.n_certificate_passes, generator=generator,
         )
+        if not np.isfinite(cert.reconstruction_loss):
+            raise diverged(result.n_iter - 1, config)
         # Served inference runs in float64 so a row's output does not depend on
         # which other rows share its batch (float32 kernels may sum in another order).
         module = module.double()

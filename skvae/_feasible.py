@@ -147,6 +147,12 @@ def fit_feasible_region(
             "and n_clusters >= 2."
         )
     tau = delta - margin * (delta - anchor_loss)
+    if not delta - tau > 0:
+        raise ValueError(
+            f"margin={margin!r} is too small: the target tau rounds to "
+            f"delta_collapse={delta:.6g}, leaving a band of width 0. Use a margin "
+            "of at least 1e-6."
+        )
     return FeasibleRegion(
         cluster_centers=centers,
         labels=labels,

@@ -118,13 +118,13 @@ class _Multiplier:
         return self.constraint is None or self.average <= self.constraint.target
 
 
-def _diverged(epoch, config):
+def diverged(epoch, config):
     advice = f"Lower learning_rate_init (now {config.learning_rate:g}) or beta (now {config.beta:g})"
     if config.decoder_variance != "learned":
         advice += f", or raise decoder_variance (now {config.decoder_variance:g})"
     return ValueError(
-        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}. "
-        f"{advice}."
+        f"Training diverged: the loss or the weights became NaN or infinite at "
+        f"epoch {epoch + 1}. {advice}."
     )
 
 
@@ -193,14 +193,19 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
                 multiplier.update(R.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except RuntimeError as exc:  # torch's Adam overflows on absurd step sizes
+                if "overflow" not in str(exc):
+                    raise
+                raise diverged(epoch, config) from None
             total += objective.detach() * y.shape[0]
             recon_total += R.detach() * y.shape[0]
         total, recon_total = float(total), float(recon_total)
         if not math.isfinite(total):
             # Checked once per epoch (the objective carries any non-finite R);
             # a failed fit restores the previous state.
-            raise _diverged(epoch, config)
+            raise diverged(epoch, config)
         epoch_loss = total / n_samples
         result.loss_curve.append(epoch_loss)
         result.reconstruction_curve.append(recon_total / n_samples)
@@ -211,7 +216,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
             monitored = _validation_objective(module, Y_val, eps_val, weight, config)
             module.train()
             if not math.isfinite(monitored):
-                raise _diverged(epoch, config)
+                raise diverged(epoch, config)
             monitored /= n_features
             result.validation_scores.append(-monitored)
         if config.verbose:
@@ -242,6 +247,11 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
     if best_state is not None:
         module.load_state_dict(best_state)
         result.best_validation_score = -best
+    # The epoch check above sees the loss before the last step; the step
+    # itself can still overflow the weights (the estimator also checks the
+    # outputs, through the certificate's forward passes).
+    if not all(torch.isfinite(p).all() for p in module.parameters()):
+        raise diverged(result.n_iter - 1, config)
     result.lagrange_multiplier = multiplier.value
     result.reconstruction_average = multiplier.average
     result.feasible = multiplier.feasible

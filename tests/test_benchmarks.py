@@ -48,6 +48,26 @@ def test_collapse_benchmark_smoke(tmp_path):
     assert (tmp_path / "collapse.png").stat().st_size > 10_000
 
 
+def test_evaluation_benchmark_smoke(tmp_path):
+    # iris and wine only (scikit-learn's bundled data), 3 epochs: every part
+    # of the script runs, including the grid search and the convergence runs.
+    subprocess.run(
+        [sys.executable, str(BENCH / "evaluation.py"), "--smoke", "--output", str(tmp_path),
+         "--n-jobs", "1"],
+        check=True, capture_output=True, text=True,
+    )
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "evaluation.csv", keep_default_na=False)
+    assert (df.error == "").all(), df.error.unique()
+    assert set(df.regime) == {"beta1", "convergence", "grid"}
+    assert {"VAE", "VAE free bits", "StandardScaler+PCA", "SCVAE paper map"} <= set(df.method)
+    md = (tmp_path / "evaluation.md").read_text()
+    for section in ["## Defaults", "Trustworthiness", "5-NN accuracy",
+                    "## Convergence on small data", "## Model selection"]:
+        assert section in md
+
+
 def test_speed_benchmark_smoke(tmp_path):
     subprocess.run(
         [sys.executable, str(BENCH / "speed.py"), "--smoke", "--output", str(tmp_path)],

@@ -457,6 +457,8 @@ def test_unfitted(fitted):
         ({"hidden_layer_sizes": (8, 0)}, None, "hidden_layer_sizes"),
         ({"learning_rate_init": 1e30}, None, "Training diverged.*learning_rate_init"),
         ({"decoder_variance": 1e-300}, None, "Training diverged.*decoder_variance"),
+        ({"margin": 1e-17}, None, "margin=1e-17 is too small"),
+        ({"learning_rate_init": 1e39}, None, "Training diverged.*learning_rate_init"),
     ],
 )
 def test_bad_input_names_the_problem_and_keeps_fitted_state(fitted, blobs, params, X, match):
@@ -475,6 +477,19 @@ def test_bad_input_names_the_problem_and_keeps_fitted_state(fitted, blobs, param
     model.set_params(**{k: est.get_params()[k] for k in params})
     assert set(vars(model)) == keys and model.module_ is module
     assert_array_equal(model.transform(X_good), before)
+
+
+@pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
+def test_last_step_is_checked(Est):
+    # One epoch of 100 rows is a single step here: the loss before it is
+    # finite, the step itself overflows the weights.
+    X, _ = make_blobs(n_samples=100, n_features=5, centers=4, random_state=0)
+    params = dict(hidden_layer_sizes=(16,), max_iter=1, learning_rate_init=1e10,
+                  batch_size=100, random_state=0)
+    if Est is SphericalClusterVAE:
+        params["n_clusters"] = 4
+    with pytest.raises(ValueError, match="Training diverged.*learning_rate_init"):
+        _quiet_fit(Est(**params), X)
 
 
 def test_wrong_number_of_features_at_transform(fitted):
