@@ -326,10 +326,9 @@ def report(df, header):
                   "| method | collapsed | certified | median over data sets of held-out "
                   "error / free bits' | held-out error, mean per data set |", "|---|---|---|---|---|"]
         fb = rg[rg.method == "VAE free bits"].groupby("dataset").heldout.mean()
-        for m in [x for x in ["VAE", "VAE free bits", default, "SCVAE paper map"]
-                  + [f"SCVAE {k}" for k in TARGETS] if x in set(rg.method)]:
-            if m == default and order.count(m) and m != default:
-                continue
+        listed = ["VAE", "VAE free bits", default, "SCVAE paper map"]
+        listed += [f"SCVAE {k}" for k in TARGETS if f"SCVAE {k}" != default]
+        for m in [x for x in listed if x in set(rg.method)]:
             g = rg[rg.method == m]
             per = g.groupby("dataset").heldout.mean()
             ratio = float(np.median((per / fb).dropna()))
@@ -348,7 +347,7 @@ def report(df, header):
                   "objective keeps improving on the training rows by memorising them, so "
                   "the longest run is not the best held-out:", "",
                   "| data | defaults (epochs) | " + " | ".join(
-                      f"{b} epochs" for b in sorted(cv.max_iter.unique())) +
+                      f"{int(b)} epochs" for b in sorted(cv.max_iter.unique())) +
                   " | defaults / best budget |", "|---" * (3 + cv.max_iter.nunique()) + "|"]
         for d in [x for x in CONVERGENCE_SETS if x in set(cv.dataset)]:
             dflt = b1[(b1.dataset == d) & (b1.method == default)]
@@ -397,10 +396,16 @@ def main(argv=None):
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--output", default=str(HERE / "results"))
+    parser.add_argument("--only", nargs="*", default=None,
+                        help="run only these regimes (beta1 beta50 sigma2x convergence grid)")
+    parser.add_argument("--merge", default=None,
+                        help="CSV of an earlier run whose other regimes are kept")
     args = parser.parse_args(argv)
     datasets = args.datasets or (["iris", "wine"] if args.smoke else list(DATASETS))
     seeds = 1 if args.smoke else args.seeds
     todo = jobs(datasets, seeds, args.smoke)
+    if args.only:
+        todo = [j for j in todo if j["regime"] in args.only]
     start = time.perf_counter()
     rows = []
     with get_context("spawn").Pool(args.n_jobs, initializer=_init_worker) as pool:
@@ -409,6 +414,10 @@ def main(argv=None):
             if i % 25 == 0 or i == len(todo):
                 print(f"{i}/{len(todo)} jobs, {time.perf_counter() - start:.0f} s", flush=True)
     df = pd.DataFrame(rows)
+    if args.merge:
+        old = pd.read_csv(args.merge, keep_default_na=False, na_values=[""])
+        old["error"] = old["error"].fillna("")
+        df = pd.concat([old[~old.regime.isin(set(df.regime))], df], ignore_index=True)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     df.to_csv(out / "evaluation.csv", index=False)

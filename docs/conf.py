@@ -25,7 +25,7 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_intersphinx", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_intersphinx", "_measured_*.rst", "Thumbs.db", ".DS_Store"]
 html_theme = "pydata_sphinx_theme"
 html_title = f"skvae {release}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}

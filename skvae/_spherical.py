@@ -15,7 +15,7 @@ from ._training import Constraint
 #: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
 PAPER_RADII = (1.0, 2.0)
 #: Defaults of the reconstruction target (chosen from benchmarks/results/evaluation.md).
-DEFAULT_MARGIN = 0.5
+DEFAULT_MARGIN = 0.8
 DEFAULT_ANCHOR = "best"
 
 
@@ -65,7 +65,7 @@ class SphericalClusterVAE(_BaseVAE):
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). The constraint keeps the model out
         of collapse however large it is.
-    margin : float, default=0.5
+    margin : float, default=0.8
         Position of the target between the collapse loss and the anchor
         loss, strictly between 0 and 1:
         ``tau = delta_collapse - margin * (delta_collapse - anchor_loss)``.
