@@ -1,6 +1,6 @@
 """skvae: scikit-learn variational autoencoders that certify they did not collapse."""
 
-from . import metrics
+from . import exceptions, metrics
 from ._shell import SphericalShellScaler
 from ._spherical import SphericalClusterVAE
 from ._vae import VAE
@@ -10,6 +10,7 @@ __all__ = [
     "SphericalClusterVAE",
     "SphericalShellScaler",
     "VAE",
+    "exceptions",
     "metrics",
     "__version__",
 ]
