@@ -52,6 +52,9 @@ SIGMA_RATIO = 2.0
 CONVERGENCE_SETS = ["iris", "wine", "diabetes"]
 CONVERGENCE_BUDGETS = [100, 400, 1600]
 GRID_SETS = ["digits", "breast_cancer"]
+#: n_clusters measured where the target is active (beta=BIG_BETA), 2 seeds.
+CLUSTER_SETS = ["iris", "wine", "breast_cancer", "digits", "olive"]
+CLUSTER_COUNTS = [2, 8, 32]
 
 #: SphericalClusterVAE variants: the reconstruction target's anchor and margin.
 TARGETS = {
@@ -238,6 +241,13 @@ def jobs(datasets, seeds, smoke):
                                 method=f"{budget} epochs, tol=0", kind="scvae",
                                 params=dict(tol=0.0, n_iter_no_change=budget),
                                 max_iter=budget, skip_embedding=True))
+    for name in datasets[:1] if smoke else [d for d in CLUSTER_SETS if d in datasets]:
+        for seed in range(min(seeds, 2)):
+            for k in [2, 3] if smoke else CLUSTER_COUNTS:
+                out.append(dict(dataset=name, seed=seed, regime="nclusters",
+                                method=f"n_clusters={k}", kind="scvae",
+                                params=dict(beta=BIG_BETA, n_clusters=k),
+                                max_iter=3 if smoke else None, skip_embedding=True))
     for name in datasets[:1] if smoke else [d for d in GRID_SETS if d in datasets]:
         for seed in range(1):  # one split: 48 fits per data set
             out.append(dict(dataset=name, seed=seed, regime="grid",

@@ -60,7 +60,7 @@ def test_evaluation_benchmark_smoke(tmp_path):
 
     df = pd.read_csv(tmp_path / "evaluation.csv", keep_default_na=False)
     assert (df.error == "").all(), df.error.unique()
-    assert set(df.regime) == {"beta1", "convergence", "grid"}
+    assert set(df.regime) == {"beta1", "convergence", "grid", "nclusters"}
     assert {"VAE", "VAE free bits", "StandardScaler+PCA", "SCVAE paper map"} <= set(df.method)
     md = (tmp_path / "evaluation.md").read_text()
     for section in ["## Defaults", "Trustworthiness", "5-NN accuracy",
