@@ -26,7 +26,6 @@ class FeasibleRegion:
     collapse_loss: float
     reconstruction_target: float
     pca_loss: float = None
-    anchor_loss: float = None
 
 
 def project_to_shell(C, r_min, r_max):
@@ -133,7 +132,12 @@ def fit_feasible_region(
     pca = None
     if n_components is not None:
         pca = pca_shell_loss(Y, n_components, r_min, r_max, random_state)
-    anchor_loss = {"codebook": W_S, "pca": pca, "best": min(W_S, pca or np.inf)}[anchor]
+    if anchor == "codebook":
+        anchor_loss = W_S
+    elif pca is None:
+        raise ValueError(f"anchor={anchor!r} needs n_components for the PCA anchor.")
+    else:
+        anchor_loss = pca if anchor == "pca" else min(W_S, pca)
     if not anchor_loss < delta:
         reason = (
             "the data has (near) zero variance"
@@ -162,5 +166,4 @@ def fit_feasible_region(
         collapse_loss=delta,
         reconstruction_target=tau,
         pca_loss=pca,
-        anchor_loss=anchor_loss,
     )
