@@ -103,8 +103,9 @@ class SphericalClusterVAE(_BaseVAE):
         the moving-average reconstruction loss is under ``tau``.
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the rows and stop when the loss
-        on them stops improving; the weights of the best epoch are kept. The
-        data map, the band and the certificate use the remaining rows.
+        on them stops improving; the weights of the best epoch at which the
+        reconstruction constraint held are kept. The data map, the band and
+        the certificate use the remaining rows.
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` is True.
     n_certificate_passes : int, default=10
@@ -311,17 +312,10 @@ class SphericalClusterVAE(_BaseVAE):
                 "reconstructs no better than a collapsed decoder (W_S = "
                 "delta_collapse exactly). Use n_clusters >= 2."
             )
-        if self.n_clusters > X.shape[0]:
-            raise ValueError(
-                f"n_clusters={self.n_clusters} must be <= n_samples={X.shape[0]}: "
-                "lower n_clusters or pass more rows."
-            )
-        shell = self._make_shell()
+        shell = self._make_shell().fit(X)
         if self.shell_map == "identity":
-            shell.fit(X)
             r_min, r_max = shell.r_min_, shell.r_max_
         else:
-            shell.fit(X)
             r_min, r_max = float(shell.r_min), float(shell.r_max)
         Y = shell.transform(X)
         norms = np.linalg.norm(Y, axis=1)

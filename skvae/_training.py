@@ -56,7 +56,6 @@ class TrainingResult:
     lagrange_multiplier: float = LAMBDA_INIT
     reconstruction_average: float = None  # moving average of R; constrained training only
     validation_scores: list = None  # early stopping only: -objective per feature
-    best_validation_score: float = None
     n_iter: int = 0
     converged: bool = False
     feasible: bool = True
@@ -151,8 +150,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
     data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
-    rows) the stopping rule watches the validation objective and the weights
-    of its best epoch are restored at the end. Raises ValueError if the loss
+    rows) the stopping rule watches the validation objective, and the weights
+    of the epoch that set its best value while the constraint held are
+    restored at the end (an infeasible best is never restored). Raises ValueError if the loss
     stops being finite.
 
     The stopping rule compares objectives per feature: with the learned
@@ -246,7 +246,6 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
         result.converged = multiplier.feasible
     if best_state is not None:
         module.load_state_dict(best_state)
-        result.best_validation_score = -best
     # The epoch check above sees the loss before the last step; the step
     # itself can still overflow the weights (the estimator also checks the
     # outputs, through the certificate's forward passes).

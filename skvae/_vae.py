@@ -72,13 +72,20 @@ class VAE(_BaseVAE):
     max_iter : int, default=200
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``min(200, n_samples)``.
+        Minibatch size; ``"auto"`` is ``n_samples // 10`` clipped to
+        [16, 256].
     learning_rate_init : float, default=1e-3
         Adam step size.
     tol : float, default=1e-4
-        An epoch improves when its loss beats the best by more than ``tol``.
+        An epoch improves when its loss per feature beats the best by more
+        than ``tol``.
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows and stop when the loss
+        on them stops improving; the weights of the best epoch are kept.
+    validation_fraction : float, default=0.1
+        Share of the rows held out when ``early_stopping`` is True.
     n_certificate_passes : int, default=10
         Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
     device : str, default="cpu"
@@ -103,6 +110,8 @@ class VAE(_BaseVAE):
         Its standard error over ``n_certificate_passes`` passes.
     collapse_certified_ : bool
         ``reconstruction_loss_ + 3 SE < collapse_loss_``.
+    explained_fraction_ : float
+        ``1 - reconstruction_loss_ / total_variance_``.
     decoder_variance_ : float
         Decoder variance used by :meth:`score_samples`.
     active_units_ : int
@@ -113,6 +122,11 @@ class VAE(_BaseVAE):
         Estimate of I(x; z) under q, in nats.
     loss_curve_ : list of float
         Negative beta-ELBO of each epoch (with the epoch's KL weight).
+    validation_scores_ : list of float or None
+        With ``early_stopping``, the negative objective per feature on the
+        held-out rows at each epoch (higher is better); None otherwise.
+    best_validation_score_ : float or None
+        The best of ``validation_scores_``; None without early stopping.
     n_iter_ : int
         Number of epochs run.
     device_ : str
