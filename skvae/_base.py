@@ -16,17 +16,24 @@ from sklearn.base import (
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
 from ._networks import _ACTIVATIONS, build_vae
-from ._settings import auto_batch_size, hidden_sizes, resolve_device, validation_split
+from ._scaling import check_not_constant, row_norms, standardize
+from ._settings import (
+    auto_batch_size, check_network_size, hidden_sizes, resolve_device, validation_split,
+)
 from ._training import TrainingConfig, diverged, train
+from ._validation import check_finite_output, fit_or_restore, validate_numeric
 
 #: Noise rows shared by every row in score_samples (common random numbers).
 N_SCORE_DRAWS = 16
-
+#: Upper bound of the real parameters that enter float32 training arithmetic
+#: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
+#: value or its square no longer fits in float32.
+FLOAT32_SAFE = 1e30
 
 
 def _by_chunks(fn, A):
@@ -50,16 +57,16 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     _parameter_constraints: dict = {
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
-        "beta": [Interval(numbers.Real, 0, None, closed="left")],
+        "beta": [Interval(numbers.Real, 0, FLOAT32_SAFE, closed="both")],
         "decoder_variance": [
             StrOptions({"learned"}),
-            Interval(numbers.Real, 0, None, closed="neither"),
+            Interval(numbers.Real, 1 / FLOAT32_SAFE, FLOAT32_SAFE, closed="both"),
         ],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate_init": [Interval(numbers.Real, 0, FLOAT32_SAFE, closed="right")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
@@ -81,6 +88,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     @abstractmethod
     def _collapse_loss(self, Y):
         """Smallest loss on rows Y of a decoder that ignores its input."""
+
+    @abstractmethod
+    def _standardization(self):
+        """The fitted standardization (``mean_``, ``scale_``) in front of the model."""
 
     @abstractmethod
     def _to_representation(self, X):
@@ -122,29 +133,18 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         self : object
             The fitted estimator.
         """
-        saved = dict(self.__dict__)
-        try:
-            self._fit(X)
-        except BaseException:
-            # A failed fit leaves a previously fitted estimator exactly as it was.
-            self.__dict__.clear()
-            self.__dict__.update(saved)
-            raise
-        return self
+        return fit_or_restore(self, self._fit, X)
 
     def _fit(self, X):
-        X = validate_data(self, X, dtype=np.float64)
+        X = validate_numeric(self, X, reset=True)
         n_samples, n_features = X.shape
         if n_samples < 2:
             raise ValueError(
                 f"n_samples={n_samples}: at least 2 samples are needed to fit a VAE."
             )
-        if np.all(np.ptp(X, axis=0) == 0):
-            raise ValueError(
-                "X has zero variance: every row is identical, so there is nothing "
-                "for the VAE to encode and the feasible band is empty."
-            )
+        check_not_constant(X)
         hidden = hidden_sizes(self.hidden_layer_sizes)
+        check_network_size(n_features, self.n_components, hidden)
         device = resolve_device(self.device)
         rng = check_random_state(self.random_state)
         seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=4)]
@@ -208,11 +208,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             module, Y, mu, logvar, attrs["collapse_loss_"],
             n_passes=self.n_certificate_passes, generator=generator,
         )
-        if not np.isfinite(cert.reconstruction_loss):
+        if not (np.isfinite(cert.reconstruction_loss) and np.isfinite(mu).all()
+                and np.isfinite(logvar).all()):
+            # The weights can be finite and still overflow float32 on the
+            # training rows (a last step of an absurd learning rate).
             raise diverged(result.n_iter - 1, config)
         # Served inference runs in float64 so a row's output does not depend on
-        # which other rows share its batch (float32 kernels may sum in another order).
-        module = module.double()
+        # which other rows share its batch (float32 kernels may sum in another
+        # order); eval mode makes the output layer's norms overflow-safe.
+        module = module.double().eval()
         if self.decoder_variance == "learned":
             decoder_variance = max(cert.reconstruction_loss, config.recon_floor) / n_features
         else:
@@ -271,7 +275,21 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     # --------------------------------------------------------------- inference
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_data(self, X, dtype=np.float64, reset=False)
+        return validate_numeric(self, X, reset=False)
+
+    def _checked(self, method, out, X):
+        """``out``, or a ValueError naming rows of X too far out for float64."""
+        scaler = self._standardization()
+
+        def describe(i):
+            d = row_norms(standardize(X[i : i + 1], scaler.mean_, scaler.scale_))[0]
+            return (
+                f"its standardized distance from the training mean is {d:.3g}, where "
+                f"training rows lie at root-mean-square distance "
+                f"{np.sqrt(self.n_features_in_):.3g} or less"
+            )
+
+        return check_finite_output(self, method, out, describe)
 
     def transform(self, X):
         """Posterior means E[z | x] of the rows of X.
@@ -284,12 +302,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            Latent coordinates; a row's value does not depend on the other rows.
+            Latent coordinates; a row's value does not depend on the other
+            rows (up to float64 rounding, see :ref:`reproducibility`).
+
+        Raises
+        ------
+        ValueError
+            If a row lies so far outside the training data that its latent
+            coordinates overflow float64.
         """
-        return _by_chunks(
-            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0],
-            self._validated(X),
+        X = self._validated(X)
+        out = _by_chunks(
+            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0], X
         )
+        return self._checked("transform", out, X)
 
     def inverse_transform(self, X):
         """Decode latent coordinates back to the original feature space.
@@ -303,6 +329,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         -------
         X_original : ndarray of shape (n_samples, n_features)
             Reconstructions in original units.
+
+        Raises
+        ------
+        ValueError
+            If a latent row is so far from the prior's mass that its
+            reconstruction overflows float64.
         """
         check_is_fitted(self)
         Z = check_array(X, dtype=np.float64)
@@ -312,9 +344,18 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"inverse_transform is expecting {self.n_components} latent "
                 "coordinates (n_components) as input."
             )
-        return _by_chunks(
+        out = _by_chunks(
             lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z
         )
+
+        def describe(i):
+            return (
+                f"its latent norm is {row_norms(Z[i : i + 1])[0]:.3g}, where the "
+                f"prior N(0, I) puts almost every row below "
+                f"{np.sqrt(self.n_components) + 5:.3g}"
+            )
+
+        return check_finite_output(self, "inverse_transform", out, describe)
 
     def score_samples(self, X):
         """Evidence lower bound of each row, as a log-density of the original data.
@@ -335,8 +376,17 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         -------
         elbo : ndarray of shape (n_samples,)
             Lower bound on log p(x) of each row.
+
+        Raises
+        ------
+        ValueError
+            If a row lies so far outside the training data that its
+            log-density is below the float64 range, or (with
+            ``shell_map="paper"``) a row equals the training mean, where the
+            paper's map makes the density infinite.
         """
-        return _by_chunks(self._score_block, self._validated(X))
+        X = self._validated(X)
+        return self._checked("score_samples", _by_chunks(self._score_block, X), X)
 
     def _score_block(self, X):
         Y = self._to_representation(X)
@@ -399,12 +449,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         if "module_" not in state:
             return
         target = torch.device(self.device_)
-        if target.type == "cuda" and not torch.cuda.is_available():
+        if target.type == "cuda" and not _cuda_device_exists(target):
             warnings.warn(
-                f"{type(self).__name__} was fitted on {self.device_} but no CUDA "
-                "device is available; it was loaded on the CPU.",
+                f"{type(self).__name__} was fitted on {self.device_}, which this "
+                f"machine does not have ({torch.cuda.device_count()} CUDA "
+                "device(s)); it was loaded on the CPU.",
                 UserWarning,
             )
             self.device_ = "cpu"
         elif target.type != "cpu":
             self.module_ = self.module_.to(target)
+
+
+def _cuda_device_exists(device):
+    """Whether ``device`` (type cuda) names a GPU present on this machine."""
+    if not torch.cuda.is_available():
+        return False
+    return (device.index or 0) < torch.cuda.device_count()

@@ -1,10 +1,14 @@
 """The cluster-aware feasible band W_S <= R <= tau < delta_collapse (DESIGN section 3)."""
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.decomposition import PCA
+from sklearn.exceptions import ConvergenceWarning
+
+from ._scaling import row_norms
 
 #: Above this many rows the internal clustering uses ``MiniBatchKMeans``.
 #: Measured (benchmarks/results/speed.md, 64 features, K=8, 2 cores): full
@@ -35,7 +39,7 @@ def project_to_shell(C, r_min, r_max):
     ``r_min * e_1``, the same convention as :class:`SphericalShellScaler`.
     """
     C = np.asarray(C, dtype=np.float64)
-    norm = np.linalg.norm(C, axis=1, keepdims=True)
+    norm = row_norms(C)[:, None]
     zero = norm[:, 0] == 0
     P = C * (np.clip(norm, r_min, r_max) / np.where(zero[:, None], 1.0, norm))
     P[zero] = 0.0
@@ -80,7 +84,19 @@ def _kmeans(Y, n_clusters, random_state):
         )
     else:
         km = KMeans(n_clusters=n_clusters, n_init=4, random_state=random_state)
-    labels = km.fit_predict(Y)
+    with warnings.catch_warnings():
+        # Fewer distinct rows than clusters: reported below as a ValueError.
+        warnings.filterwarnings(
+            "ignore", message="Number of distinct clusters", category=ConvergenceWarning
+        )
+        labels = km.fit_predict(Y)
+    n_found = np.unique(labels).size
+    if n_found < n_clusters:
+        raise ValueError(
+            f"n_clusters={n_clusters} is more than the {n_found} distinct clusters "
+            "K-means finds: the training data has only about that many distinct "
+            f"rows. Use n_clusters <= {n_found}."
+        )
     return km.cluster_centers_, labels
 
 
@@ -139,16 +155,13 @@ def fit_feasible_region(
     else:
         anchor_loss = pca if anchor == "pca" else min(W_S, pca)
     if not anchor_loss < delta:
-        reason = (
-            "the data has (near) zero variance"
-            if T <= 1e-12 * max(1.0, r_max**2)
-            else f"n_clusters={n_clusters} is too small to beat the collapsed fit"
-        )
         raise ValueError(
             "The feasible band is empty: the anchor loss "
             f"{anchor_loss:.6g} ({anchor}) is not below the collapse loss "
-            f"delta_collapse={delta:.6g} ({reason}). Use data with variance "
-            "and n_clusters >= 2."
+            f"delta_collapse={delta:.6g}: no {n_clusters}-centre codebook"
+            + ("" if pca is None else f" and no {n_components}-component PCA")
+            + " on the shell reconstructs the data better than a constant. Widen "
+            "the shell (r_min, r_max) or use more clusters or components."
         )
     tau = delta - margin * (delta - anchor_loss)
     if not delta - tau > 0:

@@ -49,7 +49,13 @@ class NormConstraint(nn.Module):
         self.slope = 1.0 - self.r_min / knee
 
     def forward(self, u):
-        norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+        if self.training:
+            norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+        else:
+            # At inference (float64, any latent input) the norm must not
+            # overflow: decoded rows of a latent ~1e160 have norms ~1e161.
+            peak = u.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
+            norm = peak * torch.linalg.vector_norm(u / peak, dim=1, keepdim=True)
         tiny = torch.finfo(u.dtype).tiny ** 0.5
         safe = norm.clamp_min(tiny)
         rho = torch.where(
@@ -58,7 +64,8 @@ class NormConstraint(nn.Module):
         y = u * (rho / safe)
         e1 = torch.zeros_like(u[:1])
         e1[0, 0] = self.r_min
-        return torch.where(norm > tiny, y, e1)
+        # NaN rows stay NaN (a diverged network must not look like a finite one).
+        return torch.where(norm <= tiny, e1, y)
 
     def extra_repr(self):
         return f"r_min={self.r_min}, r_max={self.r_max}, knee={self.knee}"

@@ -45,7 +45,27 @@ def validation_split(X, fraction, seed):
     return X[perm[n_val:]], X[perm[:n_val]]
 
 
+#: Largest network accepted, in weights: 2**31 float32 weights are 8 GiB
+#: before gradients and Adam's two moment buffers triple that.
+MAX_PARAMETERS = 2**31
+
+
+def check_network_size(n_features, n_components, hidden):
+    """Raise a ValueError naming the settings if the encoder and decoder are too large."""
+    enc = [n_features, *hidden, 2 * n_components]
+    dec = [n_components, *reversed(hidden), n_features]
+    n_params = sum(a * b + b for sizes in (enc, dec) for a, b in zip(sizes[:-1], sizes[1:]))
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(
+            f"hidden_layer_sizes={tuple(hidden)} with n_components={n_components} and "
+            f"{n_features} features gives {n_params:.3g} weights, more than the "
+            f"{MAX_PARAMETERS:.3g} (8 GiB in float32) skvae accepts; use smaller "
+            "layers or fewer components."
+        )
+
+
 def hidden_sizes(hidden_layer_sizes):
+    """``hidden_layer_sizes`` as a tuple of positive ints, or a ValueError."""
     sizes = tuple(np.atleast_1d(np.asarray(hidden_layer_sizes, dtype=object)).tolist())
     if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
         raise ValueError(

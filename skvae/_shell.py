@@ -10,20 +10,15 @@ from sklearn.base import (
     _fit_context,
 )
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
+
+from ._scaling import Standardizer, row_norms, standard_scale, standardize, unstandardize
+from ._validation import fit_or_restore, non_finite_rows, validate_numeric
 
 
-def _standard_scale(X, *, with_mean, with_std):
-    """Column means and scales, with scale 1 for (numerically) constant columns."""
-    mean = X.mean(axis=0) if with_mean else np.zeros(X.shape[1])
-    if not with_std:
-        return mean, np.ones(X.shape[1])
-    scale = X.std(axis=0)
-    # Same tolerance idea as sklearn's StandardScaler: a column whose spread is
-    # at rounding level relative to its magnitude is treated as constant.
-    bound = 10 * np.finfo(np.float64).eps * np.maximum(np.abs(X).max(axis=0), 1.0)
-    scale = np.where(scale <= bound, 1.0, scale)
-    return mean, scale
+#: Largest accepted radius, in standardized units. Standardized rows have
+#: norms of order sqrt(n_features); radii beyond this only overflow float32.
+MAX_RADIUS = 1e6
 
 
 def _radial(r, r_min, r_max, m):
@@ -103,8 +98,8 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     """
 
     _parameter_constraints: dict = {
-        "r_min": [Interval(numbers.Real, 0, None, closed="neither")],
-        "r_max": [Interval(numbers.Real, 0, None, closed="neither")],
+        "r_min": [Interval(numbers.Real, 0, MAX_RADIUS, closed="right")],
+        "r_max": [Interval(numbers.Real, 0, MAX_RADIUS, closed="right")],
         "with_mean": ["boolean"],
         "with_std": ["boolean"],
     }
@@ -131,17 +126,19 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self : SphericalShellScaler
             The fitted scaler.
         """
+        return fit_or_restore(self, self._fit, X)
+
+    def _fit(self, X):
         check_radii(self.r_min, self.r_max)
-        X = validate_data(self, X, dtype=np.float64)
-        self.mean_, self.scale_ = _standard_scale(
+        X = validate_numeric(self, X, reset=True)
+        self.mean_, self.scale_, _ = standard_scale(
             X, with_mean=self.with_mean, with_std=self.with_std
         )
-        norms = np.linalg.norm((X - self.mean_) / self.scale_, axis=1)
+        norms = row_norms(standardize(X, self.mean_, self.scale_))
         m = float(np.median(norms))
         if m <= 0:
             m = float(norms.mean()) or 1.0
         self.radius_scale_ = m
-        return self
 
     def standardize(self, X):
         """Apply only the standardization ``(X - mean_) / scale_``.
@@ -157,8 +154,18 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             Standardized data.
         """
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=np.float64, reset=False)
-        return (X - self.mean_) / self.scale_
+        X = validate_numeric(self, X, reset=False)
+        Xs = standardize(X, self.mean_, self.scale_)
+        bad = non_finite_rows(Xs)
+        if np.any(bad):
+            first = int(np.flatnonzero(bad)[0])
+            raise ValueError(
+                f"{int(bad.sum())} row(s) of X (first: row {first}) cannot be "
+                "standardized in float64: (x - mean_) / scale_ overflows. They lie "
+                "far outside the training data (scale_ ranges over "
+                f"[{self.scale_.min():.3g}, {self.scale_.max():.3g}]); check their units."
+            )
+        return Xs
 
     def transform(self, X):
         """Standardize and map each row into the shell.
@@ -174,10 +181,11 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             Rows with ``r_min <= ||y|| < r_max``.
         """
         Xs = self.standardize(X)
-        r = np.linalg.norm(Xs, axis=1, keepdims=True)
+        r = row_norms(Xs)[:, None]
         rho = _radial(r, self.r_min, self.r_max, self.radius_scale_)
         zero = r[:, 0] == 0
-        Y = Xs * (rho / np.where(zero[:, None], 1.0, r))
+        # Direction first: Xs / r has entries in [-1, 1] even for denormal r.
+        Y = (Xs / np.where(zero[:, None], 1.0, r)) * rho
         Y[zero] = 0.0
         Y[zero, 0] = self.r_min
         return Y
@@ -197,21 +205,35 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             Data in original units.
         """
         check_is_fitted(self)
-        Y = validate_data(self, X, dtype=np.float64, reset=False)
-        norm = np.linalg.norm(Y, axis=1, keepdims=True)
+        Y = validate_numeric(self, X, reset=False)
+        norm = row_norms(Y)[:, None]
         r_min, r_max, m = self.r_min, self.r_max, self.radius_scale_
         tol = 1e-12 * r_max
-        if np.any(norm < r_min - tol) or np.any(norm >= r_max):
+        if np.any(norm < r_min - tol) or np.any(norm > r_max):
             raise ValueError(
                 "inverse_transform needs rows inside the shell "
                 f"{r_min} <= ||y|| < {r_max}; got row norms in "
                 f"[{norm.min():.6g}, {norm.max():.6g}]."
             )
+        if np.any(norm == r_max):
+            raise ValueError(
+                f"{int(np.sum(norm == r_max))} row(s) lie on the outer radius "
+                f"||y|| = r_max = {r_max}, the image of points at infinity: rho(r) "
+                "rounds to r_max in float64 for rows more than about 1e16 "
+                f"radius_scale_ (= {m:.3g}) from the mean, so such rows cannot be "
+                "inverted."
+            )
         # r = m * u / (1 - u) with u = (|y| - r_min) / (r_max - r_min), written
         # so that 1 - u is formed without cancellation.
         r = m * np.maximum(norm - r_min, 0.0) / (r_max - norm)
-        Xs = Y * (r / norm)
-        return Xs * self.scale_ + self.mean_
+        out = unstandardize((Y / norm) * r, self.mean_, self.scale_)
+        bad = non_finite_rows(out)
+        if np.any(bad):
+            raise ValueError(
+                f"{int(bad.sum())} row(s) map back to values beyond the float64 "
+                "range: their norms are too close to r_max."
+            )
+        return out
 
     def log_abs_det_jacobian(self, X):
         """Log absolute determinant of the Jacobian of :meth:`transform`.
@@ -228,17 +250,28 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Returns
         -------
         log_det : ndarray of shape (n_samples,)
-            ``+inf`` for a row exactly at the mean when ``n_features > 1`` (the
-            map blows a point up into a sphere there).
+            Finite for every row off the mean.
+
+        Raises
+        ------
+        ValueError
+            If ``n_features > 1`` and a row equals the training mean: the map
+            blows that point up into a sphere, so the log-Jacobian is +inf.
         """
         Xs = self.standardize(X)
-        r = np.linalg.norm(Xs, axis=1)
+        r = row_norms(Xs)
+        n_features = Xs.shape[1]
+        if n_features > 1 and np.any(r == 0):
+            raise ValueError(
+                f"{int(np.sum(r == 0))} row(s) of X (first: row "
+                f"{int(np.flatnonzero(r == 0)[0])}) equal the training mean, where "
+                "the radial map sends one point onto a whole sphere: the "
+                "log-Jacobian is +inf there and a density is not defined."
+            )
         m, width = self.radius_scale_, self.r_max - self.r_min
         log_drho = np.log(width * m) - 2.0 * np.log(r + m)
-        n_features = Xs.shape[1]
         if n_features > 1:
-            with np.errstate(divide="ignore"):
-                log_ratio = np.log(_radial(r, self.r_min, self.r_max, m)) - np.log(r)
+            log_ratio = np.log(_radial(r, self.r_min, self.r_max, m)) - np.log(r)
             log_drho = log_drho + (n_features - 1) * log_ratio
         return log_drho - np.log(self.scale_).sum()
 
@@ -259,7 +292,7 @@ INNER_RADIUS_FACTOR = 1.5
 FALLBACK_QUANTILE = 0.01
 
 
-class StandardizedShell(BaseEstimator):
+class StandardizedShell(Standardizer):
     """Standardization with a shell ``r_min <= ||x~|| <= r_max`` around it (no radial map).
 
     The model of :class:`SphericalClusterVAE` with ``shell_map="identity"``:
@@ -281,8 +314,8 @@ class StandardizedShell(BaseEstimator):
 
     def fit(self, X):
         """Fit mean, scale and the resolved radii ``r_min_``, ``r_max_`` on validated X."""
-        self.mean_, self.scale_ = _standard_scale(X, with_mean=True, with_std=True)
-        norms = np.linalg.norm(self.standardize(X), axis=1)
+        super().fit(X)
+        norms = row_norms(self.standardize(X))
         self.n_rows_at_mean_ = int(np.sum(norms == 0))
         if self.r_min == "auto":
             inner = norms.min()
@@ -295,17 +328,3 @@ class StandardizedShell(BaseEstimator):
         self.r_max_ = float(norms.max()) if self.r_max == "auto" else float(self.r_max)
         check_radii(self.r_min_, self.r_max_)
         return self
-
-    def standardize(self, X):
-        """``(X - mean_) / scale_`` of validated rows."""
-        return (X - self.mean_) / self.scale_
-
-    transform = standardize
-
-    def inverse_transform(self, Y):
-        """Back to original units: ``Y * scale_ + mean_``."""
-        return Y * self.scale_ + self.mean_
-
-    def log_abs_det_jacobian(self, X):
-        """``-sum(log scale_)`` for every row: the map is affine."""
-        return np.full(X.shape[0], -np.log(self.scale_).sum())

@@ -9,7 +9,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import _BaseVAE
 from ._feasible import collapse_loss, fit_feasible_region
 from ._networks import NormConstraint, output_knee
-from ._shell import FALLBACK_QUANTILE, SphericalShellScaler, StandardizedShell, check_radii
+from ._scaling import row_norms
+from ._shell import (
+    FALLBACK_QUANTILE, MAX_RADIUS, SphericalShellScaler, StandardizedShell, check_radii,
+)
 from ._training import Constraint
 
 #: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
@@ -57,11 +60,11 @@ class SphericalClusterVAE(_BaseVAE):
         Inner radius of the shell. With ``shell_map="identity"``, ``"auto"``
         is the smallest standardized training norm divided by 1.5 and a
         number is an absolute radius in standardized units; with
-        ``shell_map="paper"``, ``"auto"`` is 1.
+        ``shell_map="paper"``, ``"auto"`` is 1. Numbers are at most 1e6.
     r_max : float or "auto", default="auto"
         Outer radius of the shell. ``"auto"`` is the largest standardized
         training norm (``"identity"``) or 2 (``"paper"``). Must exceed the
-        inner radius.
+        inner radius and be at most 1e6.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). The constraint keeps the model out
         of collapse however large it is.
@@ -128,8 +131,6 @@ class SphericalClusterVAE(_BaseVAE):
         :class:`SphericalShellScaler`).
     r_min_, r_max_ : float
         The resolved shell radii, in the modelled space.
-    cluster_centers_ : ndarray of shape (n_clusters, n_features)
-        K-means centres in the modelled space.
     within_cluster_variance_ : float
         ``W``, the K-means loss per sample.
     codebook_loss_ : float
@@ -242,8 +243,8 @@ class SphericalClusterVAE(_BaseVAE):
         **_BaseVAE._parameter_constraints,
         "n_clusters": [Interval(numbers.Integral, 1, None, closed="left")],
         "shell_map": [StrOptions({"identity", "paper"})],
-        "r_min": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
-        "r_max": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither")],
+        "r_min": [StrOptions({"auto"}), Interval(numbers.Real, 0, MAX_RADIUS, closed="right")],
+        "r_max": [StrOptions({"auto"}), Interval(numbers.Real, 0, MAX_RADIUS, closed="right")],
         "margin": [Interval(numbers.Real, 0, 1, closed="neither")],
         "anchor": [StrOptions({"codebook", "pca", "best"})],
     }
@@ -318,7 +319,7 @@ class SphericalClusterVAE(_BaseVAE):
         else:
             r_min, r_max = float(shell.r_min), float(shell.r_max)
         Y = shell.transform(X)
-        norms = np.linalg.norm(Y, axis=1)
+        norms = row_norms(Y)
         if self.shell_map == "identity" and shell.n_rows_at_mean_:
             warnings.warn(
                 f"{shell.n_rows_at_mean_} training row(s) sit exactly at the mean "
@@ -343,7 +344,6 @@ class SphericalClusterVAE(_BaseVAE):
             shell_=shell,
             r_min_=r_min,
             r_max_=r_max,
-            cluster_centers_=region.cluster_centers,
             within_cluster_variance_=region.within_cluster_variance,
             codebook_loss_=region.codebook_loss,
             pca_loss_=region.pca_loss,
@@ -360,6 +360,9 @@ class SphericalClusterVAE(_BaseVAE):
     def _collapse_loss(self, Y):
         return collapse_loss(Y, self.r_min_, self.r_max_)[1]
 
+    def _standardization(self):
+        return self.shell_
+
     def _to_representation(self, X):
         return self.shell_.transform(X)
 
@@ -369,7 +372,7 @@ class SphericalClusterVAE(_BaseVAE):
         # Decoder outputs are not data: keep their norms inside the radial range
         # the training rows occupied, where the inverse shell map is tame.
         lo, hi = self.shell_radius_range_
-        norm = np.linalg.norm(Y, axis=1, keepdims=True)
+        norm = row_norms(Y)[:, None]
         return self.shell_.inverse_transform(Y * (np.clip(norm, lo, hi) / norm))
 
     def _log_abs_det_jacobian(self, X):

@@ -3,11 +3,11 @@
 import numbers
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from ._base import _BaseVAE
+from ._base import FLOAT32_SAFE, _BaseVAE
 from ._feasible import mean_squared_distance
+from ._scaling import Standardizer
 
 
 def kl_weight_schedule(kind, annealing_epochs):
@@ -97,8 +97,11 @@ class VAE(_BaseVAE):
 
     Attributes
     ----------
-    scaler_ : sklearn.preprocessing.StandardScaler
-        The fitted standardization.
+    scaler_ : object
+        The fitted standardization: ``mean_`` and ``scale_`` as in
+        :class:`~sklearn.preprocessing.StandardScaler` (1 for constant
+        features), computed so that they do not overflow for data near the
+        float64 limit.
     total_variance_ : float
         ``T``, mean squared distance to the mean in standardized units.
     collapse_loss_ : float
@@ -172,7 +175,7 @@ class VAE(_BaseVAE):
         **_BaseVAE._parameter_constraints,
         "kl_annealing": [StrOptions({"linear", "cyclical"}), None],
         "annealing_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
-        "free_bits": [Interval(numbers.Real, 0, None, closed="left")],
+        "free_bits": [Interval(numbers.Real, 0, FLOAT32_SAFE, closed="both")],
     }
 
     def __init__(
@@ -219,7 +222,7 @@ class VAE(_BaseVAE):
         self.verbose = verbose
 
     def _fit_representation(self, X, seed):
-        scaler = StandardScaler().fit(X)
+        scaler = Standardizer().fit(X)
         Y = scaler.transform(X)
         total = self._collapse_loss(Y)
         attrs = dict(scaler_=scaler, total_variance_=total, collapse_loss_=total)
@@ -229,6 +232,9 @@ class VAE(_BaseVAE):
         # Without a shell the best input-independent output is the mean: T.
         return mean_squared_distance(Y, Y.mean(axis=0))
 
+    def _standardization(self):
+        return self.scaler_
+
     def _to_representation(self, X):
         return self.scaler_.transform(X)
 
@@ -236,7 +242,7 @@ class VAE(_BaseVAE):
         return self.scaler_.inverse_transform(Y)
 
     def _log_abs_det_jacobian(self, X):
-        return np.full(X.shape[0], -np.log(self.scaler_.scale_).sum())
+        return self.scaler_.log_abs_det_jacobian(X)
 
     def _schedule(self):
         if self.kl_annealing == "linear":

@@ -9,6 +9,8 @@ from sklearn.utils._param_validation import Interval, validate_params
 
 from . import _diagnostics
 from ._diagnostics import ACTIVE_UNIT_THRESHOLD, CollapseCertificate
+from ._spherical import SphericalClusterVAE
+from ._vae import VAE
 
 __all__ = [
     "CollapseCertificate",
@@ -29,7 +31,8 @@ def _torch_generator(random_state):
     return torch.Generator().manual_seed(int(seed))
 
 
-_ESTIMATOR_AND_X = {"estimator": [object], "X": ["array-like"]}
+# Any other object (a PCA, an unfitted class) is a clear InvalidParameterError.
+_ESTIMATOR_AND_X = {"estimator": [SphericalClusterVAE, VAE], "X": ["array-like"]}
 
 
 @validate_params(

@@ -441,7 +441,7 @@ def test_unfitted(fitted):
     [
         ({}, [[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]], "NaN"),
         ({}, [[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]], "infinity"),
-        ({}, [["a", "b"], ["c", "d"]], "could not convert|dtype"),
+        ({}, [["1", "b"], ["2", "d"], ["3", "e"]], r"numeric features.*column 1 of X holds 'b' \(row 0\)"),
         ({"r_min": 0.0}, None, "r_min"),
         ({"r_min": "big"}, None, "r_min"),
         ({"shell_map": "radial"}, None, "shell_map"),
@@ -456,9 +456,16 @@ def test_unfitted(fitted):
         ({"device": "banana"}, None, "not a torch device"),
         ({"hidden_layer_sizes": (8, 0)}, None, "hidden_layer_sizes"),
         ({"learning_rate_init": 1e30}, None, "Training diverged.*learning_rate_init"),
-        ({"decoder_variance": 1e-300}, None, "Training diverged.*decoder_variance"),
+        ({"decoder_variance": 1e-300}, None, "'decoder_variance' parameter"),
         ({"margin": 1e-17}, None, "margin=1e-17 is too small"),
-        ({"learning_rate_init": 1e39}, None, "Training diverged.*learning_rate_init"),
+        ({"learning_rate_init": 1e39}, None, "'learning_rate_init' parameter"),
+        ({"r_max": 1e40}, None, "'r_max' parameter"),
+        ({"r_max": 1e160}, None, "'r_max' parameter"),
+        ({"beta": 1e39}, None, "'beta' parameter"),
+        ({"hidden_layer_sizes": (2**62,)}, None, "hidden_layer_sizes=.*weights"),
+        ({"n_components": 2**62}, None, "n_components=4611686018427387904.*weights"),
+        ({"n_clusters": 100}, np.repeat(np.eye(6)[:5], 30, axis=0),
+         "n_clusters=100 is more than the 5 distinct"),
     ],
 )
 def test_bad_input_names_the_problem_and_keeps_fitted_state(fitted, blobs, params, X, match):

@@ -1,0 +1,145 @@
+"""Column standardization and row norms that neither overflow nor underflow in float64."""
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+_EPS = np.finfo(np.float64).eps
+#: Below this a sum of squares may have lost digits to underflow.
+_SMALL = np.sqrt(np.finfo(np.float64).tiny)
+
+
+def row_norms(A):
+    """Euclidean norm of each row of ``A``, exact where ``np.linalg.norm`` is.
+
+    ``np.linalg.norm`` squares the entries, so rows with entries beyond about
+    1e154 give ``inf`` and rows of denormals give 0 or lose their digits.
+    Those rows (and only those, so ordinary rows keep numpy's bits) are
+    recomputed as ``peak * ||row / peak||`` with ``peak`` the largest
+    absolute entry. A row with an infinite entry has norm ``inf``.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    with np.errstate(over="ignore", under="ignore"):
+        norms = np.linalg.norm(A, axis=1)
+    redo = ~np.isfinite(norms) | (norms < _SMALL)
+    if np.any(redo):
+        rows = A[redo]
+        peak = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(len(rows))
+        ok = (peak > 0) & np.isfinite(peak)
+        safe = np.where(ok, peak, 1.0)
+        scaled = safe * np.linalg.norm(rows / safe[:, None], axis=1)
+        norms[redo] = np.where(ok, scaled, peak)
+    return norms
+
+
+def constant_columns(U, n_samples):
+    """Columns of ``U`` (scaled so that max |U| <= 1) whose spread is only rounding.
+
+    scikit-learn's criterion (``sklearn.preprocessing._data._is_constant_feature``):
+    ``var <= n * eps * var + (n * mean * eps) ** 2``, applied to columns
+    divided by their largest absolute value so that it is the same at every
+    magnitude: a column of 1e-16s that varies by 100% is not constant, a
+    column of 1e300s that varies in its last bit is.
+    """
+    mean, var = U.mean(axis=0), U.var(axis=0)
+    bound = n_samples * _EPS * var + (n_samples * mean * _EPS) ** 2
+    return var <= bound
+
+
+def standard_scale(X, *, with_mean=True, with_std=True):
+    """Column means and standard deviations of ``X``, finite for any finite X.
+
+    Returns ``(mean, scale, constant)``. The moments are taken of the columns
+    divided by their largest absolute value, so neither ``sum(x)`` nor
+    ``sum(x ** 2)`` overflows (data near 1e300) or underflows (denormals).
+    Constant columns (see :func:`constant_columns`) get scale 1, as in
+    :class:`~sklearn.preprocessing.StandardScaler`.
+    """
+    n_samples, n_features = X.shape
+    peak = np.max(np.abs(X), axis=0)
+    unit = np.where(peak > 0, peak, 1.0)
+    U = X / unit
+    if with_mean:
+        with np.errstate(over="ignore"):
+            mean = X.mean(axis=0)
+        # numpy's own mean wherever its sum fits in float64, so that a row
+        # equal to the mean standardizes to exactly 0 as with StandardScaler.
+        mean = np.where(np.isfinite(mean), mean, unit * U.mean(axis=0))
+    else:
+        mean = np.zeros(n_features)
+    constant = constant_columns(U, n_samples)
+    if not with_std:
+        return mean, np.ones(n_features), constant
+    scale = unit * U.std(axis=0)
+    # A spread that is representable relative to the column but whose
+    # absolute size underflows (denormal data) counts as constant too.
+    constant |= ~(scale > 0)
+    return mean, np.where(constant, 1.0, scale), constant
+
+
+def check_not_constant(X):
+    """Raise a ValueError if every column of X is constant up to float64 rounding."""
+    peak = np.max(np.abs(X), axis=0)
+    if np.all(constant_columns(X / np.where(peak > 0, peak, 1.0), X.shape[0])):
+        raise ValueError(
+            "X has zero variance: every feature is constant (up to float64 "
+            "rounding), so there is nothing for the VAE to encode and the "
+            "feasible band is empty."
+        )
+
+
+def standardize(X, mean, scale):
+    """``(X - mean) / scale``; rows where that overflows are redone in scaled units."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (X - mean) / scale
+    redo = ~np.all(np.isfinite(out), axis=1)
+    if np.any(redo):
+        # Divide everything by u >= |mean|, scale first: X - mean can overflow
+        # when both are near the float64 limit, X / u - mean / u cannot.
+        u = np.maximum(np.abs(mean), scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[redo] = (X[redo] / u - mean / u) / (scale / u)
+    return out
+
+
+def unstandardize(Y, mean, scale):
+    """``Y * scale + mean``; rows where that overflows are redone in scaled units."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = Y * scale + mean
+    redo = ~np.all(np.isfinite(out), axis=1)
+    if np.any(redo):
+        u = np.maximum(np.abs(mean), scale)
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[redo] = (Y[redo] * (scale / u) + mean / u) * u
+    return out
+
+
+class Standardizer(BaseEstimator):
+    """Fitted standardization ``(x - mean_) / scale_`` with its inverse and Jacobian.
+
+    The data map of :class:`VAE`; :class:`StandardizedShell` adds the shell
+    radii to it. Fitted on validated float64 rows.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray of shape (n_features,)
+        Column means and standard deviations (1 for constant columns).
+    """
+
+    def fit(self, X):
+        """Fit ``mean_`` and ``scale_`` on validated rows."""
+        self.mean_, self.scale_, _ = standard_scale(X)
+        return self
+
+    def standardize(self, X):
+        """``(X - mean_) / scale_`` of validated rows."""
+        return standardize(X, self.mean_, self.scale_)
+
+    transform = standardize
+
+    def inverse_transform(self, Y):
+        """Back to original units: ``Y * scale_ + mean_``."""
+        return unstandardize(Y, self.mean_, self.scale_)
+
+    def log_abs_det_jacobian(self, X):
+        """``-sum(log scale_)`` for every row: the map is affine."""
+        return np.full(X.shape[0], -np.log(self.scale_).sum())
