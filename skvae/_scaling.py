@@ -51,8 +51,10 @@ def standard_scale(X, *, with_mean=True, with_std=True):
     Returns ``(mean, scale, constant)``. The moments are taken of the columns
     divided by their largest absolute value, so neither ``sum(x)`` nor
     ``sum(x ** 2)`` overflows (data near 1e300) or underflows (denormals).
-    Constant columns (see :func:`constant_columns`) get scale 1, as in
-    :class:`~sklearn.preprocessing.StandardScaler`.
+    Constant columns (see :func:`constant_columns`) get scale
+    ``max(1, max |x|)``: 1 as in :class:`~sklearn.preprocessing.StandardScaler`
+    for values up to 1 in size, and their magnitude beyond, so that they
+    standardize to rounding noise of size ~1e-16 at any magnitude.
     """
     n_samples, n_features = X.shape
     peak = np.max(np.abs(X), axis=0)
@@ -73,7 +75,10 @@ def standard_scale(X, *, with_mean=True, with_std=True):
     # A spread that is representable relative to the column but whose
     # absolute size underflows (denormal data) counts as constant too.
     constant |= ~(scale > 0)
-    return mean, np.where(constant, 1.0, scale), constant
+    # Constant columns: scale 1 as in StandardScaler, or their magnitude when
+    # that is larger, so that x - mean (rounding noise, about eps * |x|)
+    # stays at rounding level after scaling (1e300 - mean is ~1e284).
+    return mean, np.where(constant, np.maximum(peak, 1.0), scale), constant
 
 
 def check_not_constant(X):
@@ -122,7 +127,8 @@ class Standardizer(BaseEstimator):
     Attributes
     ----------
     mean_, scale_ : ndarray of shape (n_features,)
-        Column means and standard deviations (1 for constant columns).
+        Column means and standard deviations (``max(1, max |x|)`` for
+        constant columns).
     """
 
     def fit(self, X):

@@ -48,15 +48,16 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Centre the features before the radial map.
     with_std : bool, default=True
         Scale the features to unit variance before the radial map. Constant
-        features keep scale 1.
+        features get scale ``max(1, max |x|)`` (1, as in StandardScaler, for
+        values up to 1 in size), so they standardize to 0 up to rounding.
 
     Attributes
     ----------
     mean_ : ndarray of shape (n_features,)
         Per-feature mean (zeros when ``with_mean=False``).
     scale_ : ndarray of shape (n_features,)
-        Per-feature standard deviation, 1 for constant features (ones when
-        ``with_std=False``).
+        Per-feature standard deviation, ``max(1, max |x|)`` for constant
+        features (ones when ``with_std=False``).
     radius_scale_ : float
         ``m``, the median norm of the standardized training rows (the mean norm
         if the median is 0, and 1 if every row is at the mean).

@@ -2,7 +2,6 @@
 
 import numbers
 
-import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import FLOAT32_SAFE, _BaseVAE
@@ -99,9 +98,9 @@ class VAE(_BaseVAE):
     ----------
     scaler_ : object
         The fitted standardization: ``mean_`` and ``scale_`` as in
-        :class:`~sklearn.preprocessing.StandardScaler` (1 for constant
-        features), computed so that they do not overflow for data near the
-        float64 limit.
+        :class:`~sklearn.preprocessing.StandardScaler` (``max(1, max |x|)``
+        for constant features), computed so that they do not overflow for
+        data near the float64 limits.
     total_variance_ : float
         ``T``, mean squared distance to the mean in standardized units.
     collapse_loss_ : float

@@ -103,10 +103,13 @@ def test_log_det_one_feature():
         float(torch.log(J.abs()).squeeze()))
 
 
-def test_constant_feature_gets_unit_scale():
-    X = np.c_[np.arange(6.0), np.full(6, 4.0)]
+def test_constant_feature_gets_unit_scale_or_its_magnitude():
+    X = np.c_[np.arange(6.0), np.full(6, 0.3), np.full(6, -4.0), np.full(6, 1e300)]
     scaler = SphericalShellScaler().fit(X)
-    assert_allclose(scaler.scale_, [np.arange(6.0).std(), 1.0])
+    # 1 as StandardScaler up to magnitude 1, the magnitude beyond, so that
+    # the rounding residual of x - mean stays at rounding level.
+    assert_allclose(scaler.scale_, [np.arange(6.0).std(), 1.0, 4.0, 1e300])
+    assert np.all(np.abs(scaler.standardize(X)[:, 1:]) < 1e-15)
     assert_allclose(scaler.inverse_transform(scaler.transform(X)), X)
 
 

@@ -1,0 +1,269 @@
+"""Finite input gives finite output or a ValueError naming the cause; no data in the pickle."""
+
+import pickle
+import re
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_blobs
+from sklearn.decomposition import PCA
+from sklearn.preprocessing import StandardScaler
+
+from skvae import SphericalClusterVAE, SphericalShellScaler, VAE
+from skvae._networks import NormConstraint
+from skvae.metrics import collapse_certificate
+
+SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
+MODELS = {
+    "identity": lambda **kw: SphericalClusterVAE(n_clusters=4, **{**SMALL, **kw}),
+    "paper": lambda **kw: SphericalClusterVAE(n_clusters=4, shell_map="paper",
+                                              **{**SMALL, **kw}),
+    "vae": lambda **kw: VAE(**{**SMALL, **kw}),
+}
+
+
+def _fit(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X)
+
+
+@pytest.fixture(scope="module")
+def X():
+    return make_blobs(n_samples=100, n_features=5, centers=4, random_state=0)[0]
+
+
+@pytest.fixture(scope="module", params=list(MODELS))
+def model(request, X):
+    return request.param, _fit(MODELS[request.param](), X)
+
+
+def _all_methods(est, X):
+    """Every public output of a fitted model on X, each checked finite and float64."""
+    Z = est.transform(X)
+    outputs = [Z, est.inverse_transform(Z), est.score_samples(X), est.sample(3, random_state=0),
+               np.array([est.score(X), est.reconstruction_loss_, est.decoder_variance_,
+                         est.mutual_information_]), est.kl_per_dimension_]
+    for out in outputs:
+        assert out.dtype == np.float64 and np.all(np.isfinite(out))
+    return Z
+
+
+def _distance(row, mean, scale):
+    """Standardized norm of one row, by an overflow-free route (divide by 1e150 first)."""
+    return 1e150 * np.linalg.norm(((row / 1e150) - mean / 1e150) / scale)
+
+
+# ------------------------------------------------- 1. far rows: finite or named
+def test_far_row_transform_is_finite(model):
+    name, est = model
+    Z = est.transform(np.full((1, 5), 1e155))
+    assert np.all(np.isfinite(Z))  # was NaN with the paper's map
+
+
+def test_far_row_score_is_finite_or_names_the_row(model):
+    name, est = model
+    big = np.vstack([np.zeros(5), np.full(5, 1e155)])
+    scaler = est.shell_ if name != "vae" else est.scaler_
+    if name == "paper":
+        # The paper's map puts every row inside the shell: a finite bound.
+        assert np.all(np.isfinite(est.score_samples(big)))
+        return
+    d = re.escape(f"{_distance(big[1], scaler.mean_, scaler.scale_):.3g}")
+    with pytest.raises(ValueError, match=rf"score_samples: 1 of 2 row\(s\).*row 1; its "
+                       rf"standardized distance from the training mean is {d}"):
+        est.score_samples(big)  # was -inf / NaN
+
+
+def test_far_latent_inverse_transform(model):
+    name, est = model
+    Z = np.full((2, 2), 1e160)
+    try:
+        out = est.inverse_transform(Z)
+    except ValueError as exc:  # the VAE's unbounded decoder may overflow
+        assert name == "vae" and "latent norm is 1.41e+160" in str(exc)
+        return
+    assert np.all(np.isfinite(out))  # was "Input X contains NaN" (paper map)
+    if name != "vae":
+        # Decoded rows obey the shell however far out z is.
+        norms = np.linalg.norm(est.shell_.transform(out) if name == "paper"
+                               else (out - est.shell_.mean_) / est.shell_.scale_, axis=1)
+        assert np.all(norms <= est.r_max_ * (1 + 1e-9))
+
+
+def test_norm_layer_keeps_nan_and_bounds_huge_rows():
+    layer = NormConstraint(1.0, 3.0, 1.5).double().eval()
+    u = torch.tensor([[np.nan, 1.0], [1e200, 1e200], [0.0, 0.0]], dtype=torch.float64)
+    out = layer(u)
+    assert torch.isnan(out[0]).all()  # a NaN row used to become r_min * e_1
+    assert_allclose(out[1].numpy(), [3 / np.sqrt(2)] * 2, rtol=1e-12)
+    assert_allclose(out[2].numpy(), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("column, value", [(0, "constant"), (1, "spread")])
+def test_extreme_training_columns(X, name, column, value):
+    # A column constant at 1e300, or one whose spread is 1e200: the moments
+    # used to overflow and every output was inf or NaN.
+    Xe = X.copy()
+    if value == "constant":
+        Xe[:, column] = 1e300
+    else:
+        Xe[:, column] *= 1e200
+    est = _fit(MODELS[name](), Xe)
+    _all_methods(est, Xe)
+    scaler = est.shell_ if name != "vae" else est.scaler_
+    if value == "constant":
+        assert scaler.scale_[column] == 1e300
+        assert scaler.mean_[column] == pytest.approx(1e300, rel=1e-14)
+    else:
+        assert scaler.scale_[column] == pytest.approx(1e200 * X[:, column].std(), rel=1e-12)
+        assert scaler.mean_[column] == pytest.approx(1e200 * X[:, column].mean(), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("factor", [1e300, 1e-310])
+def test_data_near_the_float64_limits_fits(X, name, factor):
+    # Both used to be reported as "(near) zero variance" or a divergence.
+    Xe = X * factor
+    est = _fit(MODELS[name](), Xe)
+    _all_methods(est, Xe)
+    scaler = est.shell_ if name != "vae" else est.scaler_
+    # Denormals carry ~14 fewer bits, hence the looser tolerance there.
+    assert_allclose(scaler.scale_, factor * X.std(axis=0), rtol=1e-12 if factor > 1 else 1e-9)
+    ref = _fit(MODELS[name](), X)
+    assert est.total_variance_ == pytest.approx(ref.total_variance_, rel=1e-9)
+
+
+def test_rounding_level_spread_is_zero_variance():
+    X = 1.0 + np.arange(10)[:, None] * np.finfo(float).eps * np.ones((1, 3))
+    for make in MODELS.values():
+        with pytest.raises(ValueError, match="zero variance: every feature is constant"):
+            _fit(make(), X)
+
+
+# ------------------------------------------------- 2. the paper's map at the mean
+def test_score_at_the_training_mean(model):
+    name, est = model
+    scaler = est.shell_ if name != "vae" else est.scaler_
+    at_mean = scaler.mean_[None, :]
+    if name == "paper":
+        with pytest.raises(ValueError, match="equal the training mean.*sphere"):
+            est.score_samples(at_mean)  # was +inf
+    else:
+        assert np.isfinite(est.score_samples(at_mean)).all()
+
+
+# ----------------------------------------- 4. settings that passed validation
+@pytest.mark.parametrize("params", [{"free_bits": 1e39}, {"beta": 1e31},
+                                    {"decoder_variance": 1e-31}])
+def test_float32_bounds_on_vae_parameters(X, params):
+    (name,) = params
+    with pytest.raises(ValueError, match=f"'{name}' parameter of VAE"):
+        VAE(**params).fit(X)
+
+
+def test_certificate_of_a_non_skvae_estimator(X):
+    with pytest.raises(ValueError, match="'estimator' parameter of collapse_certificate"):
+        collapse_certificate(PCA().fit(X), X)  # was AttributeError
+
+
+# -------------------------------------------------------- 5. messages name the cause
+def test_non_numeric_column_is_named_in_a_dataframe(X):
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(X, columns=list("abcde")).astype(object)
+    df.loc[7, "d"] = "A"
+    for make in MODELS.values():
+        with pytest.raises(ValueError, match=r"column 3 \('d'\) of X holds 'A' \(row 7\)"):
+            _fit(make(), df)
+
+
+# --------------------------------------------------- 6. SphericalShellScaler
+def test_scaler_scales_a_tiny_column_like_standard_scaler():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    X[:, 0] *= 8.7e-17  # varies by 100% of its size; it was treated as constant
+    assert_allclose(SphericalShellScaler().fit(X).scale_, StandardScaler().fit(X).scale_,
+                    rtol=1e-12)
+
+
+def test_scaler_on_denormal_data_keeps_rows_apart():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 4)) * 1e-310
+    scaler = SphericalShellScaler().fit(X)
+    Y = scaler.transform(X)
+    assert len(np.unique(Y.round(6), axis=0)) == 30  # was 1
+    assert_allclose(scaler.inverse_transform(Y), X, rtol=0, atol=1e-315)
+
+
+def test_scaler_saturated_rows_are_named_and_moderate_rows_invert():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    scaler = SphericalShellScaler().fit(X)
+    m = scaler.radius_scale_
+    direction = np.array([[1.0, 2.0, 2.0]]) / 3
+    moderate = scaler.mean_ + 1e6 * m * direction * scaler.scale_
+    assert_allclose(scaler.inverse_transform(scaler.transform(moderate)), moderate, rtol=1e-8)
+    far = scaler.mean_ + 1e17 * m * direction * scaler.scale_
+    with pytest.raises(ValueError, match="outer radius.*cannot be inverted"):
+        scaler.inverse_transform(scaler.transform(far))
+
+
+def test_failed_scaler_fit_keeps_feature_names():
+    pd = pytest.importorskip("pandas")
+    X = pd.DataFrame(np.random.default_rng(0).normal(size=(20, 3)), columns=["a", "b", "c"])
+    scaler = SphericalShellScaler().fit(X)
+    state = pickle.dumps(scaler)
+    bad = X.to_numpy().copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        scaler.fit(bad)
+    assert list(scaler.feature_names_in_) == ["a", "b", "c"]
+    assert pickle.dumps(scaler) == state
+
+
+# --------------------------------------------------------- 7. no data in the pickle
+def test_one_row_per_cluster_leaves_no_row_in_the_pickle(X):
+    # n_clusters = n_samples makes every centre a training row; none may be stored.
+    Xs = X[:40]
+    est = _fit(SphericalClusterVAE(n_clusters=40, **SMALL), Xs)
+    blob = pickle.dumps(est)
+    Y = (Xs - est.shell_.mean_) / est.shell_.scale_
+    for arr in (Xs, Y, Xs.astype(np.float32), Y.astype(np.float32)):
+        for row in arr:
+            assert row.tobytes() not in blob
+    arrays = [v for v in vars(est).values() if isinstance(v, np.ndarray)]
+    assert all(a.shape[0] != 40 for a in arrays)
+
+
+# ------------------------------------------------- 8. a GPU index the machine lacks
+def test_model_from_a_second_gpu_loads_on_a_one_gpu_machine(model, monkeypatch, X):
+    name, est = model
+    state = pickle.loads(pickle.dumps(est))
+    state.device_ = "cuda:1"  # as if fitted on the second GPU of another machine
+    blob = pickle.dumps(state)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.warns(UserWarning, match=r"fitted on cuda:1.*\(1 CUDA device\(s\)\).*CPU"):
+        loaded = pickle.loads(blob)  # was a RuntimeError from .to("cuda:1")
+    assert loaded.device_ == "cpu"
+    assert_array_equal(loaded.transform(X), est.transform(X))
+
+
+# ----------------------------------------------- 9. what is bitwise reproducible
+def test_bitwise_reproducible_refit(X):
+    a = _fit(MODELS["identity"](), X)
+    b = _fit(MODELS["identity"](), X)
+    assert_array_equal(a.transform(X), b.transform(X))
+    assert_array_equal(a.score_samples(X), b.score_samples(X))
+
+
+def test_rows_alone_and_in_a_batch_agree_to_rounding(model, X):
+    name, est = model
+    whole = est.transform(X)
+    alone = np.vstack([est.transform(X[i : i + 1]) for i in range(10)])
+    # Documented: equal up to float64 rounding (BLAS may sum in another order).
+    assert_allclose(alone, whole[:10], rtol=1e-12, atol=1e-12)
