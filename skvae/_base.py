@@ -152,6 +152,15 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         if self.early_stopping:
             X, X_val = validation_split(X, self.validation_fraction, seeds[3])
             n_samples = X.shape[0]
+            try:
+                check_not_constant(X)
+            except ValueError:
+                raise ValueError(
+                    f"The {n_samples} rows left for training after early_stopping "
+                    f"held out validation_fraction={self.validation_fraction} of X "
+                    "are all identical (up to float64 rounding); use more rows or "
+                    "early_stopping=False."
+                ) from None
 
         attrs, Y, constraint = self._fit_representation(X, seeds[0])
         # Set now so the data map can be applied below; a failed fit restores

@@ -26,9 +26,27 @@ def row_norms(A):
         peak = np.max(np.abs(rows), axis=1) if rows.shape[1] else np.zeros(len(rows))
         ok = (peak > 0) & np.isfinite(peak)
         safe = np.where(ok, peak, 1.0)
-        scaled = safe * np.linalg.norm(rows / safe[:, None], axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = safe * np.linalg.norm(rows / safe[:, None], axis=1)
         norms[redo] = np.where(ok, scaled, peak)
     return norms
+
+
+def row_polar(A):
+    """``(log_norm, direction)`` of each row of ``A``, finite for every finite row.
+
+    The norm itself may exceed float64 (entries near 1e308 in many columns);
+    its logarithm and the unit direction ``A / ||A||`` never do. A zero row
+    has ``log_norm = -inf`` and direction 0.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    peak = np.max(np.abs(A), axis=1) if A.shape[1] else np.zeros(A.shape[0])
+    safe = np.where(peak > 0, peak, 1.0)[:, None]
+    U = A / safe
+    n_u = np.linalg.norm(U, axis=1)
+    with np.errstate(divide="ignore"):
+        log_norm = np.log(peak) + np.log(np.where(peak > 0, n_u, 1.0))
+    return log_norm, U / np.where(n_u > 0, n_u, 1.0)[:, None]
 
 
 def constant_columns(U, n_samples):

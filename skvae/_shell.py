@@ -12,7 +12,9 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ._scaling import Standardizer, row_norms, standard_scale, standardize, unstandardize
+from ._scaling import (
+    Standardizer, row_norms, row_polar, standard_scale, standardize, unstandardize,
+)
 from ._validation import fit_or_restore, non_finite_rows, validate_numeric
 
 
@@ -22,8 +24,16 @@ MAX_RADIUS = 1e6
 
 
 def _radial(r, r_min, r_max, m):
-    """rho(r) = r_min + (r_max - r_min) * r / (r + m)."""
-    return r_min + (r_max - r_min) * r / (r + m)
+    """rho(r) = r_min + (r_max - r_min) * r / (r + m), finite for r up to +inf."""
+    with np.errstate(invalid="ignore"):
+        ratio = np.where(np.isinf(r), 1.0, r / (r + m))
+    return r_min + (r_max - r_min) * ratio
+
+
+def _log1p_ratio(log_r, m):
+    """``log(1 + m / r)`` from ``log r``, without forming r (which may overflow)."""
+    with np.errstate(over="ignore"):
+        return np.log1p(m * np.exp(-log_r))
 
 
 class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -181,12 +191,12 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Y : ndarray of shape (n_samples, n_features)
             Rows with ``r_min <= ||y|| < r_max``.
         """
-        Xs = self.standardize(X)
-        r = row_norms(Xs)[:, None]
+        log_r, direction = row_polar(self.standardize(X))
+        with np.errstate(over="ignore"):
+            r = np.exp(log_r)[:, None]  # may be inf; rho(inf) = r_max
         rho = _radial(r, self.r_min, self.r_max, self.radius_scale_)
-        zero = r[:, 0] == 0
-        # Direction first: Xs / r has entries in [-1, 1] even for denormal r.
-        Y = (Xs / np.where(zero[:, None], 1.0, r)) * rho
+        zero = np.isneginf(log_r)
+        Y = direction * rho
         Y[zero] = 0.0
         Y[zero, 0] = self.r_min
         return Y
@@ -260,20 +270,26 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             blows that point up into a sphere, so the log-Jacobian is +inf.
         """
         Xs = self.standardize(X)
-        r = row_norms(Xs)
+        log_r, _ = row_polar(Xs)
         n_features = Xs.shape[1]
-        if n_features > 1 and np.any(r == 0):
+        at_mean = np.isneginf(log_r)
+        if n_features > 1 and np.any(at_mean):
             raise ValueError(
-                f"{int(np.sum(r == 0))} row(s) of X (first: row "
-                f"{int(np.flatnonzero(r == 0)[0])}) equal the training mean, where "
+                f"{int(np.sum(at_mean))} row(s) of X (first: row "
+                f"{int(np.flatnonzero(at_mean)[0])}) equal the training mean, where "
                 "the radial map sends one point onto a whole sphere: the "
                 "log-Jacobian is +inf there and a density is not defined."
             )
         m, width = self.radius_scale_, self.r_max - self.r_min
-        log_drho = np.log(width * m) - 2.0 * np.log(r + m)
-        if n_features > 1:
-            log_ratio = np.log(_radial(r, self.r_min, self.r_max, m)) - np.log(r)
-            log_drho = log_drho + (n_features - 1) * log_ratio
+        # Everything through log r: r itself may overflow for rows far out.
+        # log(r + m) = log r + log(1 + m / r); rho / r = r_min / r + width / (r + m).
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            log_r_plus_m = np.where(at_mean, np.log(m), log_r + _log1p_ratio(log_r, m))
+            log_drho = np.log(width * m) - 2.0 * log_r_plus_m
+            if n_features > 1:
+                r = np.exp(log_r)
+                log_ratio = np.log(_radial(r, self.r_min, self.r_max, m)) - log_r
+                log_drho = log_drho + (n_features - 1) * log_ratio
         return log_drho - np.log(self.scale_).sum()
 
 
