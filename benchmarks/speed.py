@@ -165,7 +165,7 @@ def _patched(obj, attr, bucket, key):
 
 def parts(X, epochs):
     """Seconds spent in each part of one SphericalClusterVAE fit."""
-    import skvae._base as base
+    import skvae._fitting as base
     import skvae._spherical as sph
 
     t = {}

@@ -313,6 +313,13 @@ class SphericalClusterVAE(_BaseVAE):
                 "reconstructs no better than a collapsed decoder (W_S = "
                 "delta_collapse exactly). Use n_clusters >= 2."
             )
+        if self.early_stopping and self.n_clusters > X.shape[0]:
+            raise ValueError(
+                f"n_clusters={self.n_clusters} must be <= the {X.shape[0]} rows left "
+                "for training after early_stopping held out validation_fraction="
+                f"{self.validation_fraction} of X: lower n_clusters or "
+                "validation_fraction."
+            )
         shell = self._make_shell().fit(X)
         if self.shell_map == "identity":
             r_min, r_max = shell.r_min_, shell.r_max_

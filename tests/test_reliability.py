@@ -181,6 +181,23 @@ def test_non_numeric_column_is_named_in_a_dataframe(X):
             _fit(make(), df)
 
 
+def test_early_stopping_hold_out_is_named(X):
+    # 100 rows, 10 held out: 95 clusters cannot be fitted on the other 90.
+    with pytest.raises(ValueError, match="n_clusters=95 must be <= the 90 rows left.*"
+                       "early_stopping"):
+        _fit(SphericalClusterVAE(n_clusters=95, early_stopping=True, **SMALL), X)
+    same = np.repeat(X[:1], 10, axis=0)
+    same[3] += 1.0  # the only distinct row; validation_fraction=0.5 may hold it out
+    for seed in range(20):
+        try:
+            _fit(VAE(early_stopping=True, validation_fraction=0.5,
+                     **{**SMALL, "random_state": seed}), same)
+        except ValueError as exc:
+            assert "rows left for training after early_stopping" in str(exc)
+            return
+    pytest.fail("no seed held out the distinct row")
+
+
 # --------------------------------------------------- 6. SphericalShellScaler
 def test_scaler_scales_a_tiny_column_like_standard_scaler():
     rng = np.random.default_rng(0)
