@@ -459,6 +459,7 @@ def test_unfitted(fitted):
         ({"decoder_variance": 1e-300}, None, "'decoder_variance' parameter"),
         ({"margin": 1e-17}, None, "margin=1e-17 is too small"),
         ({"learning_rate_init": 1e39}, None, "'learning_rate_init' parameter"),
+        ({"r_max": 1e19}, None, "'r_max' parameter"),
         ({"r_max": 1e40}, None, "'r_max' parameter"),
         ({"r_max": 1e160}, None, "'r_max' parameter"),
         ({"beta": 1e39}, None, "'beta' parameter"),
