@@ -21,7 +21,7 @@ from . import _diagnostics
 from ._networks import _ACTIVATIONS
 from ._fitting import fit_estimator
 from ._scaling import row_norms, standardize
-from ._validation import check_finite_output, fit_or_restore, validate_numeric
+from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
 
 #: Upper bound of the real parameters that enter float32 training arithmetic
 #: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
@@ -131,7 +131,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     # --------------------------------------------------------------- inference
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_numeric(self, X, reset=False)
+        return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
 
     def _checked(self, method, out, X):
         """``out``, or a ValueError naming rows of X too far out for float64."""
@@ -145,7 +145,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{np.sqrt(self.n_features_in_):.3g} or less"
             )
 
-        return check_finite_output(self, method, out, describe)
+        return check_finite_output(self, method, out, describe, X.dtype)
 
     def transform(self, X):
         """Posterior means E[z | x] of the rows of X.
@@ -158,8 +158,9 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Returns
         -------
         X_new : ndarray of shape (n_samples, n_components)
-            Latent coordinates; a row's value does not depend on the other
-            rows (up to float64 rounding, see :ref:`reproducibility`).
+            Latent coordinates, float32 for float32 input (else float64); a
+            row's value does not depend on the other rows (up to rounding,
+            see :ref:`reproducibility`).
 
         Raises
         ------
@@ -184,7 +185,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            Reconstructions in original units.
+            Reconstructions in original units, float32 for float32 input.
 
         Raises
         ------
@@ -193,7 +194,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             reconstruction overflows float64.
         """
         check_is_fitted(self)
-        Z = check_array(X, dtype=np.float64)
+        Z = check_array(X, dtype=FLOAT_DTYPES)
         if Z.shape[1] != self.n_components:
             raise ValueError(
                 f"X has {Z.shape[1]} features, but {type(self).__name__}."
@@ -211,7 +212,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 f"{np.sqrt(self.n_components) + 5:.3g}"
             )
 
-        return check_finite_output(self, "inverse_transform", out, describe)
+        return check_finite_output(self, "inverse_transform", out, describe, Z.dtype)
 
     def score_samples(self, X):
         """Evidence lower bound of each row, as a log-density of the original data.
@@ -231,7 +232,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         Returns
         -------
         elbo : ndarray of shape (n_samples,)
-            Lower bound on log p(x) of each row.
+            Lower bound on log p(x) of each row, float32 for float32 input.
 
         Raises
         ------
@@ -286,6 +287,11 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         Z = check_random_state(random_state).standard_normal((n_samples, self.n_components))
         return self.inverse_transform(Z)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     @property
     def _n_features_out(self):

@@ -167,3 +167,9 @@ class Standardizer(BaseEstimator):
     def log_abs_det_jacobian(self, X):
         """``-sum(log scale_)`` for every row: the map is affine."""
         return np.full(X.shape[0], -np.log(self.scale_).sum())
+
+    # The internal protocol of the data maps (validated rows in, float64 out),
+    # shared with SphericalShellScaler.
+    _transform = standardize
+    _inverse_transform = inverse_transform
+    _log_abs_det_jacobian = log_abs_det_jacobian

@@ -15,7 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._scaling import (
     Standardizer, row_norms, row_polar, standard_scale, standardize, unstandardize,
 )
-from ._validation import fit_or_restore, non_finite_rows, validate_numeric
+from ._validation import FLOAT_DTYPES, fit_or_restore, non_finite_rows, validate_numeric
 
 
 #: Largest accepted radius, in standardized units. Standardized rows have
@@ -115,6 +115,11 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         "with_std": ["boolean"],
     }
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
     def __init__(self, r_min=1.0, r_max=2.0, *, with_mean=True, with_std=True):
         self.r_min = r_min
         self.r_max = r_max
@@ -162,10 +167,31 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Returns
         -------
         X_std : ndarray of shape (n_samples, n_features)
-            Standardized data.
+            Standardized data, float32 for float32 input, else float64.
         """
+        X = self._check(X)
+        return self._cast(self._standardize(X), X.dtype, "standardize")
+
+    # Public methods validate, compute in float64 through these private ones
+    # (which SphericalClusterVAE calls on validated rows), and return the
+    # input's dtype (float32 or float64), as PCA does.
+    def _check(self, X):
         check_is_fitted(self)
-        X = validate_numeric(self, X, reset=False)
+        return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
+
+    def _cast(self, out, dtype, method):
+        with np.errstate(over="ignore"):
+            cast = out.astype(dtype, copy=False)
+        bad = non_finite_rows(cast)
+        if np.any(bad):
+            raise ValueError(
+                f"SphericalShellScaler.{method}: {int(bad.sum())} row(s) (first: row "
+                f"{int(np.flatnonzero(bad)[0])}) exceed the range of the input's "
+                f"dtype {np.dtype(dtype).name}; pass float64 input."
+            )
+        return cast
+
+    def _standardize(self, X):
         Xs = standardize(X, self.mean_, self.scale_)
         bad = non_finite_rows(Xs)
         if np.any(bad):
@@ -189,9 +215,13 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Returns
         -------
         Y : ndarray of shape (n_samples, n_features)
-            Rows with ``r_min <= ||y|| < r_max``.
+            Rows with ``r_min <= ||y|| < r_max`` (float32 for float32 input).
         """
-        log_r, direction = row_polar(self.standardize(X))
+        X = self._check(X)
+        return self._cast(self._transform(X), X.dtype, "transform")
+
+    def _transform(self, X):
+        log_r, direction = row_polar(self._standardize(X))
         with np.errstate(over="ignore"):
             r = np.exp(log_r)[:, None]  # may be inf; rho(inf) = r_max
         rho = _radial(r, self.r_min, self.r_max, self.radius_scale_)
@@ -213,27 +243,33 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Returns
         -------
         X_original : ndarray of shape (n_samples, n_features)
-            Data in original units.
+            Data in original units (float32 for float32 input).
         """
-        check_is_fitted(self)
-        Y = validate_numeric(self, X, reset=False)
+        Y = self._check(X)
+        # float32 rows carry their norms to float32 rounding only.
+        rtol = 1e-12 if Y.dtype == np.float64 else 1e-6
+        return self._cast(self._inverse_transform(Y, rtol), Y.dtype, "inverse_transform")
+
+    def _inverse_transform(self, Y, rtol=1e-12):
+        Y = np.asarray(Y, dtype=np.float64)
         norm = row_norms(Y)[:, None]
         r_min, r_max, m = self.r_min, self.r_max, self.radius_scale_
-        tol = 1e-12 * r_max
-        if np.any(norm < r_min - tol) or np.any(norm > r_max):
+        tol = rtol * r_max
+        if np.any(norm < r_min - tol) or np.any(norm > r_max + tol):
             raise ValueError(
                 "inverse_transform needs rows inside the shell "
                 f"{r_min} <= ||y|| < {r_max}; got row norms in "
                 f"[{norm.min():.6g}, {norm.max():.6g}]."
             )
-        if np.any(norm == r_max):
+        if np.any(norm >= r_max):
             raise ValueError(
-                f"{int(np.sum(norm == r_max))} row(s) lie on the outer radius "
+                f"{int(np.sum(norm >= r_max))} row(s) lie on the outer radius "
                 f"||y|| = r_max = {r_max}, the image of points at infinity: rho(r) "
                 "rounds to r_max in float64 for rows more than about 1e16 "
                 f"radius_scale_ (= {m:.3g}) from the mean, so such rows cannot be "
                 "inverted."
             )
+        norm = np.maximum(norm, r_min)  # rows within rounding of r_min are on it
         # r = m * u / (1 - u) with u = (|y| - r_min) / (r_max - r_min), written
         # so that 1 - u is formed without cancellation.
         r = m * np.maximum(norm - r_min, 0.0) / (r_max - norm)
@@ -269,7 +305,11 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             If ``n_features > 1`` and a row equals the training mean: the map
             blows that point up into a sphere, so the log-Jacobian is +inf.
         """
-        Xs = self.standardize(X)
+        X = self._check(X)
+        return self._cast(self._log_abs_det_jacobian(X), X.dtype, "log_abs_det_jacobian")
+
+    def _log_abs_det_jacobian(self, X):
+        Xs = self._standardize(X)
         log_r, _ = row_polar(Xs)
         n_features = Xs.shape[1]
         at_mean = np.isneginf(log_r)

@@ -325,7 +325,7 @@ class SphericalClusterVAE(_BaseVAE):
             r_min, r_max = shell.r_min_, shell.r_max_
         else:
             r_min, r_max = float(shell.r_min), float(shell.r_max)
-        Y = shell.transform(X)
+        Y = shell._transform(X)
         norms = row_norms(Y)
         if self.shell_map == "identity" and shell.n_rows_at_mean_:
             warnings.warn(
@@ -371,19 +371,19 @@ class SphericalClusterVAE(_BaseVAE):
         return self.shell_
 
     def _to_representation(self, X):
-        return self.shell_.transform(X)
+        return self.shell_._transform(X)
 
     def _from_representation(self, Y):
         if self.shell_map == "identity":
-            return self.shell_.inverse_transform(Y)
+            return self.shell_._inverse_transform(Y)
         # Decoder outputs are not data: keep their norms inside the radial range
         # the training rows occupied, where the inverse shell map is tame.
         lo, hi = self.shell_radius_range_
         norm = row_norms(Y)[:, None]
-        return self.shell_.inverse_transform(Y * (np.clip(norm, lo, hi) / norm))
+        return self.shell_._inverse_transform(Y * (np.clip(norm, lo, hi) / norm))
 
     def _log_abs_det_jacobian(self, X):
-        return self.shell_.log_abs_det_jacobian(X)
+        return self.shell_._log_abs_det_jacobian(X)
 
     def _output_layer(self):
         return NormConstraint(self.r_min_, self.r_max_, self.output_knee_)

@@ -48,10 +48,14 @@ def _first_non_numeric(X):
     return None
 
 
-def validate_numeric(estimator, X, *, reset):
-    """``validate_data(X, dtype=float64)``; a non-numeric entry is named by column and row."""
+#: Input dtypes kept by the inference methods (as PCA does); others become float64.
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+def validate_numeric(estimator, X, *, reset, dtype=np.float64):
+    """``validate_data(X, dtype=dtype)``; a non-numeric entry is named by column and row."""
     try:
-        return validate_data(estimator, X, dtype=np.float64, reset=reset)
+        return validate_data(estimator, X, dtype=dtype, reset=reset)
     except ValueError as exc:
         if not isinstance(X, np.ndarray) or X.dtype.kind in "OUSV":
             where = _first_non_numeric(X)
@@ -71,12 +75,14 @@ def non_finite_rows(out):
     return ~np.all(np.isfinite(out.reshape(out.shape[0], -1)), axis=1)
 
 
-def check_finite_output(estimator, method, out, describe):
-    """Return ``out``, or a ValueError naming the rows float64 cannot represent.
+def check_finite_output(estimator, method, out, describe, dtype=np.float64):
+    """``out`` cast to ``dtype``, or a ValueError naming the rows that dtype cannot hold.
 
     ``describe(i)`` says where input row ``i`` lies relative to the training
     data, so the message names the cause (rows far outside it), not a NaN.
     """
+    with np.errstate(over="ignore"):
+        out = out.astype(dtype, copy=False)
     bad = non_finite_rows(out)
     if np.any(bad):
         first = int(np.flatnonzero(bad)[0])
@@ -84,6 +90,6 @@ def check_finite_output(estimator, method, out, describe):
             f"{type(estimator).__name__}.{method}: {int(bad.sum())} of {bad.size} "
             f"row(s) give non-finite values (first: row {first}; {describe(first)}). "
             "Rows this far outside the training data are beyond what the model "
-            "can evaluate in float64; check their units or remove them."
+            f"can evaluate in {np.dtype(dtype).name}; check their units or remove them."
         )
     return out
