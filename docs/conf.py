@@ -20,15 +20,21 @@ extensions = [
     "sphinx.ext.doctest",
     "sphinx.ext.intersphinx",
     "sphinx.ext.mathjax",
+    # Bundled MathJax 3 (copied into _static): formulas render offline.
+    "sphinx-mathjax-offline",
     "numpydoc",
     "sphinx_gallery.gen_gallery",
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "_intersphinx", "_measured_*.rst", "Thumbs.db", ".DS_Store"]
+exclude_patterns = ["_build", "_intersphinx", "_measured_*.rst", "Thumbs.db", ".DS_Store",
+                    "check_offline.py"]
 html_theme = "pydata_sphinx_theme"
 html_title = f"skvae {release}"
 html_theme_options = {"navigation_with_keys": False, "show_toc_level": 2}
+# Long code lines wrap instead of scrolling; wide formulas scroll in their box.
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": True}
@@ -60,6 +66,8 @@ sphinx_gallery_conf = {
     "reference_url": {"skvae": None},
     "download_all_examples": False,
     "remove_config_comments": True,
+    # The computation-times pages load jQuery and DataTables from CDNs.
+    "write_computation_times": False,
 }
 
 # Fitting with few epochs in examples may warn about convergence; the

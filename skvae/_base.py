@@ -1,6 +1,5 @@
 """The estimator machinery shared by SphericalClusterVAE and VAE (fit, transform, score, pickling)."""
 
-import copy
 import numbers
 import warnings
 from abc import abstractmethod
@@ -18,7 +17,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _diagnostics
-from ._networks import _ACTIVATIONS
+from ._networks import _ACTIVATIONS, module_from_state, module_state
 from ._fitting import fit_estimator
 from ._scaling import row_norms, standardize
 from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
@@ -299,16 +298,19 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     # ------------------------------------------------------------- persistence
     def __getstate__(self):
-        state = super().__getstate__()
+        # A copy: BaseEstimator returns the instance's own __dict__ for
+        # classes outside sklearn, and pickling must not change the model.
+        state = dict(super().__getstate__())
         module = state.get("module_")
-        if module is not None and next(module.parameters()).device.type != "cpu":
-            # Stored CPU-portable: loads on machines without the fitting device.
-            state["module_"] = copy.deepcopy(module).cpu()
+        if isinstance(module, torch.nn.Module):
+            # Stored as numpy weights plus the architecture: CPU-portable, and
+            # skops.io loads it trusting only skvae types (no torch objects).
+            state["module_"] = module_state(module)
         return state
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if "module_" not in state:
+        if not isinstance(state.get("module_"), dict):
             return
         target = torch.device(self.device_)
         if target.type == "cuda" and not _cuda_device_exists(target):
@@ -319,8 +321,8 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
                 UserWarning,
             )
             self.device_ = "cpu"
-        elif target.type != "cpu":
-            self.module_ = self.module_.to(target)
+            target = torch.device("cpu")
+        self.module_ = module_from_state(state["module_"], target)
 
 
 def _cuda_device_exists(device):

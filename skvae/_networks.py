@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -120,6 +121,21 @@ class VAEModule(nn.Module):
         self.decoder = decoder
 
 
+def _assemble(spec):
+    """The encoder and decoder described by ``spec``, with parameters on the meta device."""
+    output = spec["output"]
+    module = VAEModule(
+        GaussianEncoder(spec["n_features"], spec["hidden_layer_sizes"],
+                        spec["n_components"], spec["activation"]),
+        Decoder(spec["n_components"], spec["hidden_layer_sizes"], spec["n_features"],
+                spec["activation"], None if output is None else NormConstraint(*output)),
+    )
+    # Plain data (ints, str, tuples), kept so the module can be stored as
+    # numpy weights and rebuilt (module_state / module_from_state).
+    module.spec = spec
+    return module
+
+
 def build_vae(
     *,
     n_features,
@@ -135,12 +151,16 @@ def build_vae(
     Layers are created on the meta device and initialised here, so torch's
     global random state is neither read nor advanced. The initialisation is
     torch's default for ``nn.Linear``: weights and biases uniform in
-    ``+-1/sqrt(fan_in)``.
+    ``+-1/sqrt(fan_in)``. ``output_layer`` is None or ``(r_min, r_max, knee)``
+    of a :class:`NormConstraint`.
     """
-    module = VAEModule(
-        GaussianEncoder(n_features, hidden_layer_sizes, n_components, activation),
-        Decoder(n_components, hidden_layer_sizes, n_features, activation, output_layer),
-    )
+    module = _assemble(dict(
+        n_features=int(n_features),
+        n_components=int(n_components),
+        hidden_layer_sizes=tuple(int(h) for h in hidden_layer_sizes),
+        activation=str(activation),
+        output=None if output_layer is None else tuple(float(v) for v in output_layer),
+    ))
     module = module.to_empty(device=device)
     with torch.no_grad():
         for layer in module.modules():
@@ -150,6 +170,24 @@ def build_vae(
                     draw = torch.empty(p.shape).uniform_(-bound, bound, generator=generator)
                     p.copy_(draw)
     return module
+
+
+def module_state(module):
+    """``{"spec": ..., "weights": {name: ndarray}}``: the networks as plain data.
+
+    Only builtins and numpy arrays, so :mod:`pickle` and ``skops.io`` store
+    it without trusting any torch type; the weights are copied to the CPU.
+    """
+    weights = {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+    return {"spec": dict(module.spec), "weights": weights}
+
+
+def module_from_state(state, device="cpu"):
+    """The module stored by :func:`module_state`, in eval mode on ``device``."""
+    module = _assemble(state["spec"])
+    tensors = {k: torch.from_numpy(np.array(v)) for k, v in state["weights"].items()}
+    module.load_state_dict(tensors, assign=True)
+    return module.to(device).eval()
 
 
 def kl_per_dimension(mu, logvar):

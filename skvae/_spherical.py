@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseVAE
 from ._feasible import collapse_loss, fit_feasible_region
-from ._networks import NormConstraint, output_knee
+from ._networks import output_knee
 from ._scaling import row_norms
 from ._shell import (
     FALLBACK_QUANTILE, MAX_RADIUS, SphericalShellScaler, StandardizedShell, check_radii,
@@ -386,7 +386,7 @@ class SphericalClusterVAE(_BaseVAE):
         return self.shell_._log_abs_det_jacobian(X)
 
     def _output_layer(self):
-        return NormConstraint(self.r_min_, self.r_max_, self.output_knee_)
+        return (self.r_min_, self.r_max_, self.output_knee_)
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}
