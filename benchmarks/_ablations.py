@@ -69,7 +69,7 @@ class ConstraintWithoutShell(_BaseVAE):
         self.n_clusters = n_clusters
         self.margin = margin
 
-    def _fit_representation(self, X, seed):
+    def _fit_representation(self, X, seed, progress=None):
         scaler = StandardScaler().fit(X)
         Y = scaler.transform(X)
         region = fit_feasible_region(
@@ -87,6 +87,7 @@ class ConstraintWithoutShell(_BaseVAE):
 
     # The same data map as the conventional VAE: standardization only.
     _collapse_loss = VAE._collapse_loss
+    _standardization = VAE._standardization
     _to_representation = VAE._to_representation
     _from_representation = VAE._from_representation
     _log_abs_det_jacobian = VAE._log_abs_det_jacobian
@@ -102,6 +103,6 @@ class ShellWithoutConstraint(SphericalClusterVAE):
     the same delta_collapse, but the reconstruction constraint is not imposed.
     """
 
-    def _fit_representation(self, X, seed):
-        attrs, Y, _ = super()._fit_representation(X, seed)
+    def _fit_representation(self, X, seed, progress=None):
+        attrs, Y, _ = super()._fit_representation(X, seed, progress)
         return attrs, Y, None

@@ -71,8 +71,10 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
 
     # ----------------------------------------------------------- subclass hooks
     @abstractmethod
-    def _fit_representation(self, X, seed):
+    def _fit_representation(self, X, seed, progress):
         """Fit the data map on X; return (fitted attributes, Y, constraint).
+
+        ``progress`` (a :class:`~skvae._progress.Progress`) times the phases.
 
         The attributes include ``total_variance_`` and ``collapse_loss_``.
         """

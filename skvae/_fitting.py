@@ -10,6 +10,7 @@ from sklearn.utils import check_random_state
 from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
 from ._networks import build_vae
+from ._progress import Progress
 from ._scaling import check_not_constant
 from ._settings import (
     auto_batch_size, check_network_size, hidden_sizes, resolve_device, validation_split,
@@ -49,7 +50,9 @@ def fit_estimator(est, X):
                 "early_stopping=False."
             ) from None
 
-    attrs, Y, constraint = est._fit_representation(X, seeds[0])
+    # Reports phases when verbose; a local, never stored on the estimator.
+    progress = Progress(est.verbose, type(est).__name__)
+    attrs, Y, constraint = est._fit_representation(X, seeds[0], progress)
     # Set now so the data map can be applied below; a failed fit restores
     # the estimator's previous __dict__ whole.
     for name, value in attrs.items():
@@ -79,7 +82,7 @@ def fit_estimator(est, X):
         n_iter_no_change=est.n_iter_no_change,
         constraint=constraint,
         recon_floor=1e-9 * total_variance,
-        verbose=est.verbose,
+        progress=progress,
         **est._schedule(),
     )
     Y_train = torch.as_tensor(Y, dtype=torch.float32, device=device)
@@ -88,9 +91,13 @@ def fit_estimator(est, X):
         Y_val = torch.as_tensor(
             est._to_representation(X_val), dtype=torch.float32, device=device
         )
+    progress.start_training(config.max_iter, n_samples, config.batch_size)
     result = train(
         module, Y_train, config, generator=generator,
         noise_generator=noise_generator, Y_val=Y_val,
+    )
+    progress.end_training(
+        result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
     )
     del Y_train, Y_val
     # The certificate and the posterior statistics use the network in its
@@ -99,11 +106,12 @@ def fit_estimator(est, X):
     # (relative ~1e-6) is far below the Monte Carlo error the test allows for.
     # With early stopping they are computed on the rows the model was
     # trained on (the validation rows are held out of everything).
-    mu, logvar = _diagnostics.encode(module, Y)
-    cert = _diagnostics.collapse_certificate(
-        module, Y, mu, logvar, attrs["collapse_loss_"],
-        n_passes=est.n_certificate_passes, generator=generator,
-    )
+    with progress.phase(f"collapse certificate ({est.n_certificate_passes} passes)"):
+        mu, logvar = _diagnostics.encode(module, Y)
+        cert = _diagnostics.collapse_certificate(
+            module, Y, mu, logvar, attrs["collapse_loss_"],
+            n_passes=est.n_certificate_passes, generator=generator,
+        )
     if not (np.isfinite(cert.reconstruction_loss) and np.isfinite(mu).all()
             and np.isfinite(logvar).all()):
         # The weights can be finite and still overflow float32 on the
@@ -143,6 +151,11 @@ def fit_estimator(est, X):
     )
     for name, value in attrs.items():
         setattr(est, name, value)
+    progress.note(
+        f"{'certified' if cert.certified else 'NOT certified'}: R_hat + 3 SE = "
+        f"{cert.reconstruction_loss + 3 * cert.standard_error:.6g} vs delta_collapse = "
+        f"{cert.collapse_loss:.6g}; explained {attrs['explained_fraction_']:.1%}"
+    )
     warn_after_fit(est, result, cert, constraint)
 
 def warn_after_fit(est, result, cert, constraint):

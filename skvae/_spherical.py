@@ -121,7 +121,11 @@ class SphericalClusterVAE(_BaseVAE):
         Seeds K-means, the weight initialisation, minibatch order and all
         noise draws (through local generators; global RNGs are not touched).
     verbose : int, default=0
-        Print one line per epoch when positive.
+        0 prints nothing. 1 prints each phase of the fit with its time
+        (standardization, K-means, training, certificate), about 20 epoch
+        lines ``epoch i/max_iter`` with the losses, elapsed time and an ETA
+        (a tqdm bar instead when tqdm is installed and stderr is a terminal),
+        and the certificate's verdict. 2 prints every epoch.
 
     Attributes
     ----------
@@ -306,7 +310,7 @@ class SphericalClusterVAE(_BaseVAE):
         check_radii(r_min, r_max)
         return SphericalShellScaler(r_min, r_max)
 
-    def _fit_representation(self, X, seed):
+    def _fit_representation(self, X, seed, progress):
         if self.n_clusters == 1:
             raise ValueError(
                 "n_clusters=1 makes the feasible band empty: one shell centre "
@@ -320,7 +324,8 @@ class SphericalClusterVAE(_BaseVAE):
                 f"{self.validation_fraction} of X: lower n_clusters or "
                 "validation_fraction."
             )
-        shell = self._make_shell().fit(X)
+        with progress.phase("standardize and shell radii"):
+            shell = self._make_shell().fit(X)
         if self.shell_map == "identity":
             r_min, r_max = shell.r_min_, shell.r_max_
         else:
@@ -335,15 +340,11 @@ class SphericalClusterVAE(_BaseVAE):
                 f"training norms: r_min_={r_min:.6g}.",
                 UserWarning,
             )
-        region = fit_feasible_region(
-            Y,
-            n_clusters=self.n_clusters,
-            r_min=r_min,
-            r_max=r_max,
-            margin=self.margin,
-            random_state=seed,
-            anchor=self.anchor,
-            n_components=self.n_components,
+        with progress.phase(f"K-means with {self.n_clusters} clusters (feasible band)"):
+            region = self._feasible_region(Y, r_min, r_max, seed)
+        progress.note(
+            f"feasible band: R <= tau = {region.reconstruction_target:.6g} < "
+            f"delta_collapse = {region.collapse_loss:.6g}"
         )
         radius_range = (float(norms.min()), float(norms.max()))
         knee = output_knee(radius_range[0], r_min, r_max)
@@ -363,6 +364,18 @@ class SphericalClusterVAE(_BaseVAE):
         )
         constraint = Constraint(region.reconstruction_target, region.collapse_loss)
         return attrs, Y, constraint
+
+    def _feasible_region(self, Y, r_min, r_max, seed):
+        return fit_feasible_region(
+            Y,
+            n_clusters=self.n_clusters,
+            r_min=r_min,
+            r_max=r_max,
+            margin=self.margin,
+            random_state=seed,
+            anchor=self.anchor,
+            n_components=self.n_components,
+        )
 
     def _collapse_loss(self, Y):
         return collapse_loss(Y, self.r_min_, self.r_max_)[1]

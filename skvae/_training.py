@@ -44,7 +44,7 @@ class TrainingConfig:
     free_bits: float = 0.0
     fixed_budget: bool = False  # run max_iter epochs by design (cyclical annealing)
     recon_floor: float = 1e-12  # guard for log R with a learned variance
-    verbose: int = 0
+    progress: object = None  # a skvae._progress.Progress, told about every epoch
 
 
 @dataclass
@@ -219,8 +219,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
                 raise diverged(epoch, config)
             monitored /= n_features
             result.validation_scores.append(-monitored)
-        if config.verbose:
-            msg = f"epoch {epoch + 1:4d}  loss {epoch_loss:.6g}  R {recon_total / n_samples:.6g}"
+        if config.progress is not None and config.progress.verbose:
+            msg = f"loss {epoch_loss:.6g}  R {recon_total / n_samples:.6g}"
             if Y_val is not None:
                 msg += f"  validation {-monitored:.6g}"
             if config.constraint is not None:
@@ -228,7 +228,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
                     f"  R_avg {multiplier.average:.6g} (tau {config.constraint.target:.6g})"
                     f"  lambda {multiplier.value:.4g}"
                 )
-            print(msg)
+            config.progress.epoch(epoch, msg)
         # sklearn's MLP rule: count epochs that fail to improve on the best by tol.
         stall = stall + 1 if monitored > best - config.tol else 0
         if monitored < best:

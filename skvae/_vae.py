@@ -92,7 +92,11 @@ class VAE(_BaseVAE):
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, minibatch order and noise draws.
     verbose : int, default=0
-        Print one line per epoch when positive.
+        0 prints nothing. 1 prints each phase of the fit with its time
+        (standardization, K-means, training, certificate), about 20 epoch
+        lines ``epoch i/max_iter`` with the losses, elapsed time and an ETA
+        (a tqdm bar instead when tqdm is installed and stderr is a terminal),
+        and the certificate's verdict. 2 prints every epoch.
 
     Attributes
     ----------
@@ -220,9 +224,10 @@ class VAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _fit_representation(self, X, seed):
-        scaler = Standardizer().fit(X)
-        Y = scaler.transform(X)
+    def _fit_representation(self, X, seed, progress):
+        with progress.phase("standardize"):
+            scaler = Standardizer().fit(X)
+            Y = scaler.transform(X)
         total = self._collapse_loss(Y)
         attrs = dict(scaler_=scaler, total_variance_=total, collapse_loss_=total)
         return attrs, Y, None
