@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _diagnostics
 from ._networks import _ACTIVATIONS, module_from_state, module_state
+from ._export import Standardize, Unstandardize, export_module
 from ._fitting import fit_estimator
 from ._scaling import row_norms, standardize
 from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
@@ -288,6 +289,58 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         Z = check_random_state(random_state).standard_normal((n_samples, self.n_components))
         return self.inverse_transform(Z)
+
+    def export_module(self, part="transform", *, dtype=torch.float64):
+        """A self-contained :class:`torch.nn.Module` for serving without skvae.
+
+        ``part="transform"`` maps raw rows (original units, a tensor of shape
+        ``(n, n_features)``) to posterior means, standardization and shell
+        map included; ``part="inverse_transform"`` maps latent rows back to
+        original units. The modules hold copies of the fitted weights and
+        statistics as parameters and buffers, and export with
+        :func:`torch.export.export` and ``torch.onnx.export``.
+
+        Unlike :meth:`transform`, they do not validate input or check that
+        outputs are finite (rows beyond the float64 range of the
+        standardization give inf or NaN).
+
+        Parameters
+        ----------
+        part : {"transform", "inverse_transform"}, default="transform"
+            Which map to return.
+        dtype : torch.dtype, default=torch.float64
+            Dtype of the module's parameters and expected input
+            (``torch.float32`` for smaller, faster serving).
+
+        Returns
+        -------
+        module : torch.nn.Module
+            In eval mode, on the CPU, with ``requires_grad=False``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn.datasets import make_blobs
+        >>> from skvae import VAE
+        >>> X, _ = make_blobs(n_samples=100, n_features=4, random_state=0)
+        >>> vae = VAE(max_iter=5, random_state=0).fit(X)
+        >>> encoder = vae.export_module()
+        >>> Z = encoder(torch.as_tensor(X)).numpy()
+        >>> bool(abs(Z - vae.transform(X)).max() < 1e-10)
+        True
+        """
+        check_is_fitted(self)
+        if part not in ("transform", "inverse_transform"):
+            raise ValueError(
+                f"part must be 'transform' or 'inverse_transform', got {part!r}."
+            )
+        return export_module(self, part, dtype)
+
+    def _export_maps(self):
+        """(raw X -> modelled rows, decoder outputs -> raw X) as torch modules."""
+        scaler = self._standardization()
+        return (Standardize(scaler.mean_, scaler.scale_),
+                Unstandardize(scaler.mean_, scaler.scale_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

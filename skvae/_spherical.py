@@ -5,8 +5,10 @@ import warnings
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
+from torch import nn
 
 from ._base import _BaseVAE
+from ._export import InverseRadialMap, RadialMap, Standardize, Unstandardize
 from ._feasible import collapse_loss, fit_feasible_region
 from ._networks import output_knee
 from ._scaling import row_norms
@@ -375,6 +377,18 @@ class SphericalClusterVAE(_BaseVAE):
             random_state=seed,
             anchor=self.anchor,
             n_components=self.n_components,
+        )
+
+    def _export_maps(self):
+        if self.shell_map == "identity":
+            return super()._export_maps()
+        shell = self.shell_
+        lo, hi = self.shell_radius_range_
+        radial = (shell.r_min, shell.r_max, shell.radius_scale_)
+        return (
+            nn.Sequential(Standardize(shell.mean_, shell.scale_), RadialMap(*radial)),
+            nn.Sequential(InverseRadialMap(*radial, lo, hi),
+                          Unstandardize(shell.mean_, shell.scale_)),
         )
 
     def _collapse_loss(self, Y):

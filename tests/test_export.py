@@ -1,0 +1,90 @@
+"""export_module: raw X -> posterior mean (and back) as one torch module; torch.export and ONNX."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose
+from sklearn.datasets import make_blobs
+
+from skvae import SphericalClusterVAE, VAE
+
+SMALL = dict(hidden_layer_sizes=(16, 8), max_iter=10, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def X():
+    # Offsets and scales far from 0 and 1, so a module that skipped the
+    # standardization could not match.
+    X = make_blobs(n_samples=150, n_features=5, centers=4, random_state=0)[0]
+    return X * [1.0, 10.0, 0.1, 100.0, 3.0] + [5.0, -20.0, 0.0, 1e3, 7.0]
+
+
+@pytest.fixture(scope="module", params=["identity", "paper", "vae"])
+def est(request, X):
+    make = {
+        "identity": lambda: SphericalClusterVAE(n_clusters=4, **SMALL),
+        "paper": lambda: SphericalClusterVAE(n_clusters=4, shell_map="paper", **SMALL),
+        "vae": lambda: VAE(**SMALL),
+    }[request.param]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return make().fit(X)
+
+
+def _rows():
+    return torch.export.Dim("rows", min=1)
+
+
+def test_module_reproduces_transform_and_inverse(est, X):
+    Z = est.transform(X)
+    enc, dec = est.export_module(), est.export_module("inverse_transform")
+    assert_allclose(enc(torch.as_tensor(X)).numpy(), Z, rtol=0, atol=1e-10)
+    assert_allclose(dec(torch.as_tensor(Z)).numpy(), est.inverse_transform(Z),
+                    rtol=1e-10, atol=1e-8)
+    enc32 = est.export_module(dtype=torch.float32)
+    assert_allclose(enc32(torch.as_tensor(X, dtype=torch.float32)).numpy(), Z, atol=1e-5)
+
+
+def test_module_is_independent_of_the_estimator(est, X):
+    enc = est.export_module()
+    assert not enc.training and not any(p.requires_grad for p in enc.parameters())
+    before = enc(torch.as_tensor(X)).clone()
+    with torch.no_grad():
+        for p in est.module_.parameters():
+            p.add_(1.0)  # the export holds copies
+    try:
+        assert torch.equal(enc(torch.as_tensor(X)), before)
+    finally:
+        with torch.no_grad():
+            for p in est.module_.parameters():
+                p.sub_(1.0)
+
+
+def test_torch_export_reproduces_transform(est, X):
+    Z = est.transform(X)
+    for part, inputs, expected in [("transform", X, Z),
+                                   ("inverse_transform", Z, est.inverse_transform(Z))]:
+        program = torch.export.export(est.export_module(part), (torch.as_tensor(inputs[:4]),),
+                                      dynamic_shapes=({0: _rows()},))
+        out = program.module()(torch.as_tensor(inputs)).numpy()
+        assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_export_reproduces_transform(est, X, tmp_path):
+    pytest.importorskip("onnxscript")
+    ort = pytest.importorskip("onnxruntime")
+    path = tmp_path / "encoder.onnx"
+    enc = est.export_module(dtype=torch.float32)
+    torch.onnx.export(enc, (torch.as_tensor(X[:4], dtype=torch.float32),), str(path),
+                      input_names=["x"], output_names=["z"],
+                      dynamic_shapes=({0: _rows()},), dynamo=True)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (Z,) = session.run(None, {"x": X.astype(np.float32)})
+    assert_allclose(Z, est.transform(X), rtol=1e-5, atol=1e-5)
+
+
+def test_bad_part(est):
+    with pytest.raises(ValueError, match="part must be 'transform' or 'inverse_transform'"):
+        est.export_module("score")
