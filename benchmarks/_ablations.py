@@ -45,6 +45,7 @@ class ConstraintWithoutShell(_BaseVAE):
         n_iter_no_change=10,
         early_stopping=False,
         validation_fraction=0.1,
+        warm_start=False,
         n_certificate_passes=10,
         device="cpu",
         random_state=None,
@@ -62,6 +63,7 @@ class ConstraintWithoutShell(_BaseVAE):
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
         self.n_certificate_passes = n_certificate_passes
         self.device = device
         self.random_state = random_state
@@ -106,3 +108,6 @@ class ShellWithoutConstraint(SphericalClusterVAE):
     def _fit_representation(self, X, seed, progress=None):
         attrs, Y, _ = super()._fit_representation(X, seed, progress)
         return attrs, Y, None
+
+    def _constraint(self):
+        return None

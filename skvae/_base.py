@@ -21,6 +21,7 @@ from ._networks import _ACTIVATIONS, module_from_state, module_state
 from ._export import Standardize, Unstandardize, export_module
 from ._fitting import fit_estimator
 from ._scaling import row_norms, standardize
+from ._training import Constraint
 from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
 
 #: Upper bound of the real parameters that enter float32 training arithmetic
@@ -63,6 +64,7 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],
+        "warm_start": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_certificate_passes": [Interval(numbers.Integral, 10, None, closed="left")],
         "device": [str],
@@ -103,6 +105,12 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
     def _output_layer(self):
         return None
 
+    def _constraint(self):
+        """The fitted reconstruction constraint, to continue training under it."""
+        if getattr(self, "reconstruction_target_", None) is None:
+            return None
+        return Constraint(self.reconstruction_target_, self.collapse_loss_)
+
     def _schedule(self):
         """KL-weight schedule: dict of TrainingConfig fields (kl_weight, ...)."""
         return {}
@@ -129,6 +137,34 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             The fitted estimator.
         """
         return fit_or_restore(self, fit_estimator, self, X)
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def partial_fit(self, X, y=None):
+        """Train one epoch on a block of rows, continuing from the previous calls.
+
+        The first call fits the standardization, the shell radii and the
+        feasible band on its block (so it should be a representative sample
+        of at least ``n_clusters`` rows) and builds the networks; every call
+        then trains one epoch on its block, continuing Adam's state and the
+        constraint's multiplier. The diagnostics (``reconstruction_loss_``,
+        ``collapse_certified_``, ``explained_fraction_``, ...) are evaluated
+        on the block of the latest call. ``max_iter``, the stopping rule and
+        ``early_stopping`` do not apply. This is what
+        ``dask_ml.wrappers.Incremental`` calls for each block of a dask array.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A block of training rows.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : object
+            The updated estimator.
+        """
+        return fit_or_restore(self, fit_estimator, self, X, incremental=True)
 
     # --------------------------------------------------------------- inference
     def _validated(self, X):

@@ -1,5 +1,6 @@
 """The fit pipeline: input checks, data map, constrained training, certificate, attributes."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -9,6 +10,7 @@ from sklearn.utils import check_random_state
 
 from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
+from ._feasible import mean_squared_distance
 from ._networks import build_vae
 from ._progress import Progress
 from ._scaling import check_not_constant
@@ -22,60 +24,107 @@ from ._validation import validate_numeric
 N_SCORE_DRAWS = 16
 
 
-def fit_estimator(est, X):
-    """Fit ``est`` on X in place: checks, data map, training, certificate, attributes."""
-    X = validate_numeric(est, X, reset=True)
-    n_samples, n_features = X.shape
-    if n_samples < 2:
+#: partial_fit keeps this many recent entries of loss_curve_, so that the
+#: fitted state does not grow with the number of blocks (or rows) seen.
+MAX_CURVE_ENTRIES = 1000
+
+
+def _seeds(est, calls):
+    """Four int32 seeds from random_state; later partial_fit calls get new ones."""
+    base = check_random_state(est.random_state).randint(np.iinfo(np.int32).max, size=4)
+    return [int((b + 7919 * calls) % np.iinfo(np.int32).max) for b in base]
+
+
+def _check_rows(est, X, first):
+    n_samples = X.shape[0]
+    if first and n_samples < 2:
         raise ValueError(
             f"n_samples={n_samples}: at least 2 samples are needed to fit a VAE."
         )
-    check_not_constant(X)
+    if first:
+        check_not_constant(X)
+
+
+def _split(est, X, seed):
+    """The early-stopping hold-out, with a named error if it leaves identical rows."""
+    X, X_val = validation_split(X, est.validation_fraction, seed)
+    try:
+        check_not_constant(X)
+    except ValueError:
+        raise ValueError(
+            f"The {X.shape[0]} rows left for training after early_stopping "
+            f"held out validation_fraction={est.validation_fraction} of X "
+            "are all identical (up to float64 rounding); use more rows or "
+            "early_stopping=False."
+        ) from None
+    return X, X_val
+
+
+def fit_estimator(est, X, *, incremental=False):
+    """Fit ``est`` on X in place: checks, data map, training, certificate, attributes.
+
+    ``incremental=False`` is ``fit``: from scratch, or with ``warm_start``
+    from the fitted networks, data map and optimizer state, for up to
+    ``max_iter`` epochs. ``incremental=True`` is ``partial_fit``: the first
+    call fits the data map and the feasible band on its block, every call
+    trains one epoch on its block, continuing the optimizer and multiplier.
+    """
+    fitted = hasattr(est, "module_")
+    resume = fitted and (incremental or est.warm_start)
+    if incremental and est.early_stopping:
+        raise ValueError("partial_fit does not support early_stopping=True.")
+    X = validate_numeric(est, X, reset=not resume)
+    _check_rows(est, X, first=not resume)
+    n_features = X.shape[1]
     hidden = hidden_sizes(est.hidden_layer_sizes)
     check_network_size(n_features, est.n_components, hidden)
     device = resolve_device(est.device)
-    rng = check_random_state(est.random_state)
-    seeds = [int(s) for s in rng.randint(np.iinfo(np.int32).max, size=4)]
+    calls = getattr(est, "n_partial_fit_calls_", 0) if resume else 0
+    seeds = _seeds(est, calls)
     X_val = None
     if est.early_stopping:
-        X, X_val = validation_split(X, est.validation_fraction, seeds[3])
-        n_samples = X.shape[0]
-        try:
-            check_not_constant(X)
-        except ValueError:
-            raise ValueError(
-                f"The {n_samples} rows left for training after early_stopping "
-                f"held out validation_fraction={est.validation_fraction} of X "
-                "are all identical (up to float64 rounding); use more rows or "
-                "early_stopping=False."
-            ) from None
+        X, X_val = _split(est, X, seeds[3])
+    n_samples = X.shape[0]
 
     # Reports phases when verbose; a local, never stored on the estimator.
     progress = Progress(est.verbose, type(est).__name__)
-    attrs, Y, constraint = est._fit_representation(X, seeds[0], progress)
-    # Set now so the data map can be applied below; a failed fit restores
-    # the estimator's previous __dict__ whole.
-    for name, value in attrs.items():
-        setattr(est, name, value)
     generator = torch.Generator().manual_seed(seeds[1])
     noise_generator = torch.Generator(device=device).manual_seed(seeds[2])
-    module = build_vae(
-        n_features=n_features,
-        n_components=est.n_components,
-        hidden_layer_sizes=hidden,
-        activation=est.activation,
-        output_layer=est._output_layer(),
-        device=device,
-        generator=generator,
-    )
+    if resume:
+        # The data map and the band stay those of the first fit / block.
+        attrs = {}
+        Y = est._to_representation(X)
+        constraint = est._constraint()
+        # A float32 training copy; the fitted float64 module stays untouched
+        # until the call succeeds.
+        module = copy.deepcopy(est.module_).float().to(device)
+    else:
+        attrs, Y, constraint = est._fit_representation(X, seeds[0], progress)
+        # Set now so the data map can be applied below; a failed fit restores
+        # the estimator's previous __dict__ whole.
+        for name, value in attrs.items():
+            setattr(est, name, value)
+        module = build_vae(
+            n_features=n_features,
+            n_components=est.n_components,
+            hidden_layer_sizes=hidden,
+            activation=est.activation,
+            output_layer=est._output_layer(),
+            device=device,
+            generator=generator,
+        )
     batch_size = (
         auto_batch_size(n_samples) if est.batch_size == "auto" else est.batch_size
     )
-    total_variance = attrs["total_variance_"]
+    # With resume the band is the first fit's; explained_fraction_ refers to
+    # the rows of this call.
+    total_variance = (
+        mean_squared_distance(Y, Y.mean(axis=0)) if resume else est.total_variance_
+    )
     config = TrainingConfig(
         beta=est.beta,
         decoder_variance=est.decoder_variance,
-        max_iter=est.max_iter,
+        max_iter=1 if incremental else est.max_iter,
         batch_size=min(batch_size, n_samples),
         learning_rate=est.learning_rate_init,
         tol=est.tol,
@@ -83,6 +132,7 @@ def fit_estimator(est, X):
         constraint=constraint,
         recon_floor=1e-9 * total_variance,
         progress=progress,
+        first_epoch=est.n_iter_ if resume else 0,
         **est._schedule(),
     )
     Y_train = torch.as_tensor(Y, dtype=torch.float32, device=device)
@@ -95,6 +145,7 @@ def fit_estimator(est, X):
     result = train(
         module, Y_train, config, generator=generator,
         noise_generator=noise_generator, Y_val=Y_val,
+        resume=getattr(est, "_training_state", None) if resume else None,
     )
     progress.end_training(
         result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
@@ -105,18 +156,19 @@ def fit_estimator(est, X):
     # float64 (measured on 100k rows), and float32 rounding of R-hat
     # (relative ~1e-6) is far below the Monte Carlo error the test allows for.
     # With early stopping they are computed on the rows the model was
-    # trained on (the validation rows are held out of everything).
+    # trained on (the validation rows are held out of everything); with
+    # partial_fit, on the block of the latest call.
     with progress.phase(f"collapse certificate ({est.n_certificate_passes} passes)"):
         mu, logvar = _diagnostics.encode(module, Y)
         cert = _diagnostics.collapse_certificate(
-            module, Y, mu, logvar, attrs["collapse_loss_"],
+            module, Y, mu, logvar, est._collapse_loss(Y) if resume else est.collapse_loss_,
             n_passes=est.n_certificate_passes, generator=generator,
         )
     if not (np.isfinite(cert.reconstruction_loss) and np.isfinite(mu).all()
             and np.isfinite(logvar).all()):
         # The weights can be finite and still overflow float32 on the
         # training rows (a last step of an absurd learning rate).
-        raise diverged(result.n_iter - 1, config)
+        raise diverged(config.first_epoch + result.n_iter - 1, config)
     # Served inference runs in float64 so a row's output does not depend on
     # which other rows share its batch (float32 kernels may sum in another
     # order); eval mode makes the output layer's norms overflow-safe.
@@ -126,13 +178,16 @@ def fit_estimator(est, X):
     else:
         decoder_variance = float(est.decoder_variance)
     scores = result.validation_scores
+    curve = (list(est.loss_curve_) if resume else []) + result.loss_curve
     attrs.update(
         validation_scores_=scores,
         best_validation_score_=None if scores is None else max(scores),
         module_=module,
         device_=str(device),
-        loss_curve_=result.loss_curve,
-        n_iter_=result.n_iter,
+        loss_curve_=curve[-MAX_CURVE_ENTRIES:] if incremental else curve,
+        n_iter_=config.first_epoch + result.n_iter,
+        n_samples_seen_=(est.n_samples_seen_ if resume else 0) + n_samples,
+        n_partial_fit_calls_=calls + 1 if incremental else 0,
         reconstruction_loss_=cert.reconstruction_loss,
         reconstruction_loss_se_=cert.standard_error,
         collapse_certified_=cert.certified,
@@ -143,20 +198,32 @@ def fit_estimator(est, X):
         mutual_information_=_diagnostics.mutual_information(
             mu, logvar, generator=generator
         ),
-        _score_eps=torch.randn(
-            (N_SCORE_DRAWS, est.n_components), generator=generator,
-            dtype=torch.float64,
-        ).numpy(),
+        # Adam's moments (2x the weights) are kept only where they will be used.
+        _training_state=result.state if incremental or est.warm_start else None,
         **est._training_summary(result),
     )
+    if not resume:
+        attrs["_score_eps"] = torch.randn(
+            (N_SCORE_DRAWS, est.n_components), generator=generator, dtype=torch.float64,
+        ).numpy()
     for name, value in attrs.items():
         setattr(est, name, value)
     progress.note(
         f"{'certified' if cert.certified else 'NOT certified'}: R_hat + 3 SE = "
         f"{cert.reconstruction_loss + 3 * cert.standard_error:.6g} vs delta_collapse = "
-        f"{cert.collapse_loss:.6g}; explained {attrs['explained_fraction_']:.1%}"
+        f"{cert.collapse_loss:.6g}; explained {est.explained_fraction_:.1%}"
     )
-    warn_after_fit(est, result, cert, constraint)
+    if not incremental:
+        warn_after_fit(est, result, cert, constraint)
+    elif not cert.certified:
+        warn_after_fit(est, _Converged(), cert, constraint)
+
+
+class _Converged:
+    """partial_fit has no convergence to report, only the certificate."""
+
+    converged = True
+
 
 def warn_after_fit(est, result, cert, constraint):
     """ConvergenceWarning and PosteriorCollapseWarning, when they apply."""

@@ -4,6 +4,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from ._networks import kl_per_dimension
@@ -45,6 +46,7 @@ class TrainingConfig:
     fixed_budget: bool = False  # run max_iter epochs by design (cyclical annealing)
     recon_floor: float = 1e-12  # guard for log R with a learned variance
     progress: object = None  # a skvae._progress.Progress, told about every epoch
+    first_epoch: int = 0  # epochs already trained (warm start, partial_fit): schedules go on
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainingResult:
     lagrange_multiplier: float = LAMBDA_INIT
     reconstruction_average: float = None  # moving average of R; constrained training only
     validation_scores: list = None  # early stopping only: -objective per feature
+    state: dict = None  # optimizer and multiplier, as plain data, to resume training
     n_iter: int = 0
     converged: bool = False
     feasible: bool = True
@@ -145,7 +148,31 @@ def _validation_objective(module, Y_val, eps_val, weight, config):
     return float(objective)
 
 
-def train(module, Y, config, *, generator, noise_generator, Y_val=None):
+def optimizer_state_to_numpy(optimizer):
+    """Adam's state as plain data (numpy arrays, str keys): picklable and skops-safe."""
+    sd = optimizer.state_dict()
+    return {
+        "state": {str(k): {name: t.detach().cpu().numpy().copy() if torch.is_tensor(t) else t
+                           for name, t in v.items()}
+                  for k, v in sd["state"].items()},
+        "param_groups": [{k: (list(v) if isinstance(v, (list, tuple)) else v)
+                          for k, v in g.items()} for g in sd["param_groups"]],
+    }
+
+
+def optimizer_state_from_numpy(optimizer, state, device):
+    """Load what :func:`optimizer_state_to_numpy` stored into ``optimizer``."""
+    groups = [{**g, "params": list(g["params"])} for g in state["param_groups"]]
+    for g in groups:
+        if "betas" in g:
+            g["betas"] = tuple(g["betas"])
+    tensors = {int(k): {name: torch.as_tensor(np.asarray(v)).to(
+        device if name != "step" else "cpu") for name, v in entry.items()}
+        for k, entry in state["state"].items()}
+    optimizer.load_state_dict({"state": tensors, "param_groups": groups})
+
+
+def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=None):
     """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
@@ -153,7 +180,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
     rows) the stopping rule watches the validation objective, and the weights
     of the epoch that set its best value while the constraint held are
     restored at the end (an infeasible best is never restored). Raises ValueError if the loss
-    stops being finite.
+    stops being finite. ``resume`` (a previous ``TrainingResult.state``)
+    continues with that optimizer state and multiplier.
 
     The stopping rule compares objectives per feature: with the learned
     decoder variance that is ``log(R)/2 + beta KL / n_features``, whose
@@ -163,6 +191,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
     n_samples, n_features = Y.shape
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
     multiplier = _Multiplier(config.constraint)
+    if resume is not None:
+        optimizer_state_from_numpy(optimizer, resume["optimizer"], Y.device)
+        multiplier.log_value, multiplier.average = resume["multiplier"]
     result = TrainingResult()
     best, stall, best_state = math.inf, 0, None
     if Y_val is not None:
@@ -173,7 +204,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
         )
     module.train()
     for epoch in range(config.max_iter):
-        weight = config.beta * (config.kl_weight(epoch) if config.kl_weight else 1.0)
+        step = config.first_epoch + epoch  # the epoch's index over all training so far
+        weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
         order = torch.randperm(n_samples, generator=generator).to(Y.device)
         # Epoch sums stay on the device: one host sync per epoch, not three per step.
         total = torch.zeros((), dtype=Y.dtype, device=Y.device)
@@ -237,7 +269,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
                 best_state = copy.deepcopy(module.state_dict())
         if (
             stall > config.n_iter_no_change
-            and epoch + 1 >= config.earliest_stop
+            and step + 1 >= config.earliest_stop
             and multiplier.feasible
         ):
             result.converged = True
@@ -254,5 +286,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None):
     result.lagrange_multiplier = multiplier.value
     result.reconstruction_average = multiplier.average
     result.feasible = multiplier.feasible
+    result.state = {
+        "optimizer": optimizer_state_to_numpy(optimizer),
+        "multiplier": (multiplier.log_value, multiplier.average),
+    }
     module.eval()
     return result

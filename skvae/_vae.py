@@ -85,6 +85,11 @@ class VAE(_BaseVAE):
         on them stops improving; the weights of the best epoch are kept.
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` is True.
+    warm_start : bool, default=False
+        When True, ``fit`` on a fitted model continues training its networks
+        (and Adam's state) for up to ``max_iter`` more epochs on the new X,
+        keeping the fitted standardization and band; the diagnostics are
+        then evaluated on the new X. When False, ``fit`` starts over.
     n_certificate_passes : int, default=10
         Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
     device : str, default="cpu"
@@ -134,7 +139,11 @@ class VAE(_BaseVAE):
     best_validation_score_ : float or None
         The best of ``validation_scores_``; None without early stopping.
     n_iter_ : int
-        Number of epochs run.
+        Number of epochs run (over all ``partial_fit`` calls and warm starts).
+    n_samples_seen_ : int
+        Rows trained on: by ``fit``, or summed over ``partial_fit`` calls.
+    n_partial_fit_calls_ : int
+        Number of ``partial_fit`` calls since the last ``fit`` (0 after ``fit``).
     device_ : str
         Device the networks live on.
     module_ : torch.nn.Module
@@ -199,6 +208,7 @@ class VAE(_BaseVAE):
         n_iter_no_change=10,
         early_stopping=False,
         validation_fraction=0.1,
+        warm_start=False,
         n_certificate_passes=10,
         device="cpu",
         random_state=None,
@@ -219,6 +229,7 @@ class VAE(_BaseVAE):
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
         self.n_certificate_passes = n_certificate_passes
         self.device = device
         self.random_state = random_state

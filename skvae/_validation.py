@@ -4,8 +4,8 @@ import numpy as np
 from sklearn.utils.validation import validate_data
 
 
-def fit_or_restore(estimator, fit, *args):
-    """Run ``fit(*args)``; if it raises anything, put ``estimator`` back as it was.
+def fit_or_restore(estimator, fit, *args, **kwargs):
+    """Run ``fit(*args, **kwargs)``; if it raises anything, put ``estimator`` back as it was.
 
     A failed refit (bad input, a diverged loss, KeyboardInterrupt,
     MemoryError) must leave a previously fitted estimator usable and
@@ -14,7 +14,7 @@ def fit_or_restore(estimator, fit, *args):
     """
     saved = dict(estimator.__dict__)
     try:
-        fit(*args)
+        fit(*args, **kwargs)
     except BaseException:
         estimator.__dict__.clear()
         estimator.__dict__.update(saved)
