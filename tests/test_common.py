@@ -41,3 +41,14 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
+
+
+# sklearn yields its partial_fit-specific check only for classifiers and
+# regressors; the others that look at partial_fit (n_features_in_ after
+# fitting, fit/score taking y, parameter validation) run above.
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize("estimator", ESTIMATORS[1:], ids=lambda e: type(e).__name__)
+def test_partial_fit_n_features_check(estimator):
+    from sklearn.utils.estimator_checks import check_estimators_partial_fit_n_features
+
+    check_estimators_partial_fit_n_features(type(estimator).__name__, estimator)
