@@ -166,14 +166,14 @@ def _patched(obj, attr, bucket, key):
 def parts(X, epochs):
     """Seconds spent in each part of one SphericalClusterVAE fit."""
     import skvae._fitting as base
-    import skvae._spherical as sph
+    import skvae._representation as rep
 
     t = {}
     with contextlib.ExitStack() as stack:
         for obj, attr, key in [
-            (sph.SphericalShellScaler, "fit", "standardize + shell"),
-            (sph.SphericalShellScaler, "transform", "standardize + shell"),
-            (sph, "fit_feasible_region", "K-means (feasible region)"),
+            (rep.StandardizedShell, "fit", "standardize + shell"),
+            (rep.StandardizedShell, "_transform", "standardize + shell"),
+            (rep, "fit_feasible_region", "K-means (feasible region)"),
             (base, "train", "training"),
             (base._diagnostics, "collapse_certificate", "certificate"),
             (base._diagnostics, "encode", "other diagnostics (encode, MI, KL)"),

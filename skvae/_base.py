@@ -18,7 +18,7 @@ from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _diagnostics
 from ._networks import _ACTIVATIONS, module_from_state, module_state
-from ._export import Standardize, Unstandardize, export_module
+from ._export import ExportMixin
 from ._fitting import fit_estimator
 from ._scaling import row_norms, standardize
 from ._training import Constraint
@@ -46,7 +46,7 @@ def _by_chunks(fn, A):
     return out
 
 
-class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Fit/transform/score template; subclasses supply the data representation."""
 
     _parameter_constraints: dict = {
@@ -175,12 +175,14 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
         """``out``, or a ValueError naming rows of X too far out for float64."""
         scaler = self._standardization()
 
-        def describe(i):
+        def describe(i, dtype):
             d = row_norms(standardize(X[i : i + 1], scaler.mean_, scaler.scale_))[0]
             return (
                 f"its standardized distance from the training mean is {d:.3g}, where "
                 f"training rows lie at root-mean-square distance "
-                f"{np.sqrt(self.n_features_in_):.3g} or less"
+                f"{np.sqrt(self.n_features_in_):.3g} or less. Rows this far outside "
+                f"the training data are beyond what the model can evaluate in {dtype}; "
+                "check their units or remove them."
             )
 
         return check_finite_output(self, method, out, describe, X.dtype)
@@ -243,11 +245,20 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z
         )
 
-        def describe(i):
+        def describe(i, dtype):
+            norm, bulk = row_norms(Z[i : i + 1])[0], np.sqrt(self.n_components) + 5
+            if norm > bulk:
+                return (
+                    f"its latent norm is {norm:.3g}, where the prior N(0, I) puts "
+                    f"almost every row below {bulk:.3g}; latent rows this far out "
+                    f"are beyond what the decoder can map in {dtype}."
+                )
+            scale = self._standardization().scale_
             return (
-                f"its latent norm is {row_norms(Z[i : i + 1])[0]:.3g}, where the "
-                f"prior N(0, I) puts almost every row below "
-                f"{np.sqrt(self.n_components) + 5:.3g}"
+                f"its latent norm {norm:.3g} is typical of the prior, but the decoded "
+                f"row in original units (feature scales up to {scale.max():.3g}) "
+                f"exceeds the {dtype} range: the decoder's outputs are extreme, as "
+                "after a diverging fit (lower learning_rate_init)."
             )
 
         return check_finite_output(self, "inverse_transform", out, describe, Z.dtype)
@@ -325,58 +336,6 @@ class _BaseVAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator)
             raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
         Z = check_random_state(random_state).standard_normal((n_samples, self.n_components))
         return self.inverse_transform(Z)
-
-    def export_module(self, part="transform", *, dtype=torch.float64):
-        """A self-contained :class:`torch.nn.Module` for serving without skvae.
-
-        ``part="transform"`` maps raw rows (original units, a tensor of shape
-        ``(n, n_features)``) to posterior means, standardization and shell
-        map included; ``part="inverse_transform"`` maps latent rows back to
-        original units. The modules hold copies of the fitted weights and
-        statistics as parameters and buffers, and export with
-        :func:`torch.export.export` and ``torch.onnx.export``.
-
-        Unlike :meth:`transform`, they do not validate input or check that
-        outputs are finite (rows beyond the float64 range of the
-        standardization give inf or NaN).
-
-        Parameters
-        ----------
-        part : {"transform", "inverse_transform"}, default="transform"
-            Which map to return.
-        dtype : torch.dtype, default=torch.float64
-            Dtype of the module's parameters and expected input
-            (``torch.float32`` for smaller, faster serving).
-
-        Returns
-        -------
-        module : torch.nn.Module
-            In eval mode, on the CPU, with ``requires_grad=False``.
-
-        Examples
-        --------
-        >>> import torch
-        >>> from sklearn.datasets import make_blobs
-        >>> from skvae import VAE
-        >>> X, _ = make_blobs(n_samples=100, n_features=4, random_state=0)
-        >>> vae = VAE(max_iter=5, random_state=0).fit(X)
-        >>> encoder = vae.export_module()
-        >>> Z = encoder(torch.as_tensor(X)).numpy()
-        >>> bool(abs(Z - vae.transform(X)).max() < 1e-10)
-        True
-        """
-        check_is_fitted(self)
-        if part not in ("transform", "inverse_transform"):
-            raise ValueError(
-                f"part must be 'transform' or 'inverse_transform', got {part!r}."
-            )
-        return export_module(self, part, dtype)
-
-    def _export_maps(self):
-        """(raw X -> modelled rows, decoder outputs -> raw X) as torch modules."""
-        scaler = self._standardization()
-        return (Standardize(scaler.mean_, scaler.scale_),
-                Unstandardize(scaler.mean_, scaler.scale_))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

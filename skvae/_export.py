@@ -3,6 +3,7 @@
 import copy
 
 import torch
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 
@@ -78,12 +79,73 @@ class DecoderMean(nn.Module):
         return self.inverse(self.decoder(z))
 
 
-def export_module(estimator, part, dtype):
-    """The self-contained module for ``part`` ("transform" or "inverse_transform")."""
-    module = copy.deepcopy(estimator.module_).cpu().eval()
-    forward, inverse = estimator._export_maps()
-    if part == "transform":
-        out = EncoderMean(forward, module.encoder)
-    else:
-        out = DecoderMean(module.decoder, inverse)
-    return out.to(dtype).eval().requires_grad_(False)
+def paper_maps(shell, radius_range):
+    """The export maps of the paper's geometry: standardize + radial map, and back."""
+    radial = (shell.r_min, shell.r_max, shell.radius_scale_)
+    return (
+        nn.Sequential(Standardize(shell.mean_, shell.scale_), RadialMap(*radial)),
+        nn.Sequential(InverseRadialMap(*radial, *radius_range),
+                      Unstandardize(shell.mean_, shell.scale_)),
+    )
+
+
+class ExportMixin:
+    """``export_module`` for the VAE estimators."""
+
+    def export_module(self, part="transform", *, dtype=torch.float64):
+        """A self-contained :class:`torch.nn.Module` for serving without skvae.
+
+        ``part="transform"`` maps raw rows (original units, a tensor of shape
+        ``(n, n_features)``) to posterior means, standardization and shell
+        map included; ``part="inverse_transform"`` maps latent rows back to
+        original units. The modules hold copies of the fitted weights and
+        statistics as parameters and buffers, and export with
+        :func:`torch.export.export` and ``torch.onnx.export``.
+
+        Unlike :meth:`transform`, they do not validate input or check that
+        outputs are finite (rows beyond the float64 range of the
+        standardization give inf or NaN).
+
+        Parameters
+        ----------
+        part : {"transform", "inverse_transform"}, default="transform"
+            Which map to return.
+        dtype : torch.dtype, default=torch.float64
+            Dtype of the module's parameters and expected input
+            (``torch.float32`` for smaller, faster serving).
+
+        Returns
+        -------
+        module : torch.nn.Module
+            In eval mode, on the CPU, with ``requires_grad=False``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from sklearn.datasets import make_blobs
+        >>> from skvae import VAE
+        >>> X, _ = make_blobs(n_samples=100, n_features=4, random_state=0)
+        >>> vae = VAE(max_iter=5, random_state=0).fit(X)
+        >>> encoder = vae.export_module()
+        >>> Z = encoder(torch.as_tensor(X)).numpy()
+        >>> bool(abs(Z - vae.transform(X)).max() < 1e-10)
+        True
+        """
+        check_is_fitted(self)
+        if part not in ("transform", "inverse_transform"):
+            raise ValueError(
+                f"part must be 'transform' or 'inverse_transform', got {part!r}."
+            )
+        module = copy.deepcopy(self.module_).cpu().eval()
+        forward, inverse = self._export_maps()
+        if part == "transform":
+            out = EncoderMean(forward, module.encoder)
+        else:
+            out = DecoderMean(module.decoder, inverse)
+        return out.to(dtype).eval().requires_grad_(False)
+
+    def _export_maps(self):
+        """(raw X -> modelled rows, decoder outputs -> raw X) as torch modules."""
+        scaler = self._standardization()
+        return (Standardize(scaler.mean_, scaler.scale_),
+                Unstandardize(scaler.mean_, scaler.scale_))

@@ -1,24 +1,17 @@
 """SphericalClusterVAE: the VAE trained inside the cluster-aware feasible band on the shell."""
 
 import numbers
-import warnings
 
 import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
-from torch import nn
 
 from ._base import _BaseVAE
-from ._export import InverseRadialMap, RadialMap, Standardize, Unstandardize
-from ._feasible import collapse_loss, fit_feasible_region
-from ._networks import output_knee
+from ._export import paper_maps
+from ._feasible import collapse_loss
+from ._representation import fit_representation
 from ._scaling import row_norms
-from ._shell import (
-    FALLBACK_QUANTILE, MAX_RADIUS, SphericalShellScaler, StandardizedShell, check_radii,
-)
-from ._training import Constraint
+from ._shell import MAX_RADIUS
 
-#: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
-PAPER_RADII = (1.0, 2.0)
 #: Defaults of the reconstruction target (chosen from benchmarks/results/evaluation.md).
 DEFAULT_MARGIN = 0.8
 DEFAULT_ANCHOR = "best"
@@ -315,92 +308,13 @@ class SphericalClusterVAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _make_shell(self):
-        if self.shell_map == "identity":
-            return StandardizedShell(self.r_min, self.r_max)
-        r_min = PAPER_RADII[0] if self.r_min == "auto" else self.r_min
-        r_max = PAPER_RADII[1] if self.r_max == "auto" else self.r_max
-        check_radii(r_min, r_max)
-        return SphericalShellScaler(r_min, r_max)
-
     def _fit_representation(self, X, seed, progress):
-        if self.n_clusters == 1:
-            raise ValueError(
-                "n_clusters=1 makes the feasible band empty: one shell centre "
-                "reconstructs no better than a collapsed decoder (W_S = "
-                "delta_collapse exactly). Use n_clusters >= 2."
-            )
-        if self.early_stopping and self.n_clusters > X.shape[0]:
-            raise ValueError(
-                f"n_clusters={self.n_clusters} must be <= the {X.shape[0]} rows left "
-                "for training after early_stopping held out validation_fraction="
-                f"{self.validation_fraction} of X: lower n_clusters or "
-                "validation_fraction."
-            )
-        with progress.phase("standardize and shell radii"):
-            shell = self._make_shell().fit(X)
-        if self.shell_map == "identity":
-            r_min, r_max = shell.r_min_, shell.r_max_
-        else:
-            r_min, r_max = float(shell.r_min), float(shell.r_max)
-        Y = shell._transform(X)
-        norms = row_norms(Y)
-        if self.shell_map == "identity" and shell.n_rows_at_mean_:
-            warnings.warn(
-                f"{shell.n_rows_at_mean_} training row(s) sit exactly at the mean "
-                "(all features equal to their means, e.g. after mean imputation), "
-                f"so r_min='auto' used the {FALLBACK_QUANTILE:.0%} quantile of the "
-                f"training norms: r_min_={r_min:.6g}.",
-                UserWarning,
-            )
-        with progress.phase(f"K-means with {self.n_clusters} clusters (feasible band)"):
-            region = self._feasible_region(Y, r_min, r_max, seed)
-        progress.note(
-            f"feasible band: R <= tau = {region.reconstruction_target:.6g} < "
-            f"delta_collapse = {region.collapse_loss:.6g}"
-        )
-        radius_range = (float(norms.min()), float(norms.max()))
-        knee = output_knee(radius_range[0], r_min, r_max)
-        attrs = dict(
-            shell_=shell,
-            r_min_=r_min,
-            r_max_=r_max,
-            within_cluster_variance_=region.within_cluster_variance,
-            codebook_loss_=region.codebook_loss,
-            pca_loss_=region.pca_loss,
-            total_variance_=region.total_variance,
-            collapse_loss_=region.collapse_loss,
-            reconstruction_target_=region.reconstruction_target,
-            shell_radius_range_=radius_range,
-            output_knee_=knee,
-            n_rows_below_knee_=int(np.sum(norms < knee)),
-        )
-        constraint = Constraint(region.reconstruction_target, region.collapse_loss)
-        return attrs, Y, constraint
-
-    def _feasible_region(self, Y, r_min, r_max, seed):
-        return fit_feasible_region(
-            Y,
-            n_clusters=self.n_clusters,
-            r_min=r_min,
-            r_max=r_max,
-            margin=self.margin,
-            random_state=seed,
-            anchor=self.anchor,
-            n_components=self.n_components,
-        )
+        return fit_representation(self, X, seed, progress)
 
     def _export_maps(self):
         if self.shell_map == "identity":
             return super()._export_maps()
-        shell = self.shell_
-        lo, hi = self.shell_radius_range_
-        radial = (shell.r_min, shell.r_max, shell.radius_scale_)
-        return (
-            nn.Sequential(Standardize(shell.mean_, shell.scale_), RadialMap(*radial)),
-            nn.Sequential(InverseRadialMap(*radial, lo, hi),
-                          Unstandardize(shell.mean_, shell.scale_)),
-        )
+        return paper_maps(self.shell_, self.shell_radius_range_)
 
     def _collapse_loss(self, Y):
         return collapse_loss(Y, self.r_min_, self.r_max_)[1]

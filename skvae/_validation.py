@@ -78,8 +78,9 @@ def non_finite_rows(out):
 def check_finite_output(estimator, method, out, describe, dtype=np.float64):
     """``out`` cast to ``dtype``, or a ValueError naming the rows that dtype cannot hold.
 
-    ``describe(i)`` says where input row ``i`` lies relative to the training
-    data, so the message names the cause (rows far outside it), not a NaN.
+    ``describe(i, dtype_name)`` explains why input row ``i`` gives a value the
+    dtype cannot hold (e.g. how far outside the training data it lies), so
+    the message names the cause, not a NaN.
     """
     with np.errstate(over="ignore"):
         out = out.astype(dtype, copy=False)
@@ -88,8 +89,7 @@ def check_finite_output(estimator, method, out, describe, dtype=np.float64):
         first = int(np.flatnonzero(bad)[0])
         raise ValueError(
             f"{type(estimator).__name__}.{method}: {int(bad.sum())} of {bad.size} "
-            f"row(s) give non-finite values (first: row {first}; {describe(first)}). "
-            "Rows this far outside the training data are beyond what the model "
-            f"can evaluate in {np.dtype(dtype).name}; check their units or remove them."
+            f"row(s) give non-finite values (first: row {first}): "
+            f"{describe(first, np.dtype(dtype).name)}"
         )
     return out

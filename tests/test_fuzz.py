@@ -166,7 +166,7 @@ def _check_model(est, X, X_other):
     _finite(Z, (n, k), dt)
     _finite_or_named(est.inverse_transform, Z, shape=(n, d), dtype=dt)
     _finite_or_named(est.score_samples, X, shape=(n,), dtype=dt)
-    _finite(est.sample(2, random_state=0), (2, d))
+    _finite_or_named(est.sample, 2, 0, shape=(2, d))
     for value in (est.reconstruction_loss_, est.reconstruction_loss_se_,
                   est.decoder_variance_, est.mutual_information_, est.explained_fraction_,
                   est.total_variance_, est.collapse_loss_):

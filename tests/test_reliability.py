@@ -73,7 +73,7 @@ def test_far_row_score_is_finite_or_names_the_row(model):
         assert np.all(np.isfinite(est.score_samples(big)))
         return
     d = re.escape(f"{_distance(big[1], scaler.mean_, scaler.scale_):.3g}")
-    with pytest.raises(ValueError, match=rf"score_samples: 1 of 2 row\(s\).*row 1; its "
+    with pytest.raises(ValueError, match=rf"score_samples: 1 of 2 row\(s\).*row 1\): its "
                        rf"standardized distance from the training mean is {d}"):
         est.score_samples(big)  # was -inf / NaN
 
@@ -92,6 +92,20 @@ def test_far_latent_inverse_transform(model):
         norms = np.linalg.norm(est.shell_.transform(out) if name == "paper"
                                else (out - est.shell_.mean_) / est.shell_.scale_, axis=1)
         assert np.all(norms <= est.r_max_ * (1 + 1e-9))
+
+
+def test_extreme_decoder_is_named_even_for_typical_latents(X):
+    # A decoder whose outputs are extreme (as after a diverging fit) times a
+    # feature scale of 1e300 overflows for an ordinary latent row; the
+    # message must not blame the row.
+    Xe = X.copy()
+    Xe[:, 0] *= 1e300
+    est = _fit(MODELS["vae"](), Xe)
+    with torch.no_grad():
+        est.module_.decoder.head.weight.mul_(1e20)
+    with pytest.raises(ValueError, match="typical of the prior.*scales up to .*e\\+300"
+                       ".*lower learning_rate_init"):
+        est.sample(2, random_state=0)
 
 
 def test_norm_layer_keeps_nan_and_bounds_huge_rows():
