@@ -48,6 +48,7 @@ class ConstraintWithoutShell(_BaseVAE):
         warm_start=False,
         n_certificate_passes=10,
         device="cpu",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -66,6 +67,7 @@ class ConstraintWithoutShell(_BaseVAE):
         self.warm_start = warm_start
         self.n_certificate_passes = n_certificate_passes
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
         self.n_clusters = n_clusters

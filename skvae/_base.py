@@ -20,6 +20,7 @@ from . import _diagnostics
 from ._networks import _ACTIVATIONS, module_from_state, module_state
 from ._export import ExportMixin
 from ._fitting import fit_estimator
+from ._settings import torch_threads
 from ._scaling import row_norms, standardize
 from ._training import Constraint
 from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
@@ -30,7 +31,7 @@ from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, vali
 FLOAT32_SAFE = 1e30
 
 
-def _by_chunks(fn, A):
+def _by_chunks(fn, A, n_jobs=None):
     """``fn`` applied to row blocks of ``A``, written into one preallocated array.
 
     Every map here is row-wise, so the result equals ``fn(A)``; only a block's
@@ -38,11 +39,12 @@ def _by_chunks(fn, A):
     ``CHUNK_ROWS`` rows whatever n_samples is.
     """
     out = None
-    for s in _diagnostics.chunks(A.shape[0]):
-        part = fn(A[s])
-        if out is None:
-            out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
-        out[s] = part
+    with torch_threads(n_jobs):
+        for s in _diagnostics.chunks(A.shape[0]):
+            part = fn(A[s])
+            if out is None:
+                out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
+            out[s] = part
     return out
 
 
@@ -68,6 +70,7 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_certificate_passes": [Interval(numbers.Integral, 10, None, closed="left")],
         "device": [str],
+        "n_jobs": [numbers.Integral, None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -136,7 +139,8 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self : object
             The fitted estimator.
         """
-        return fit_or_restore(self, fit_estimator, self, X)
+        with torch_threads(self.n_jobs):
+            return fit_or_restore(self, fit_estimator, self, X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -164,7 +168,8 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         self : object
             The updated estimator.
         """
-        return fit_or_restore(self, fit_estimator, self, X, incremental=True)
+        with torch_threads(self.n_jobs):
+            return fit_or_restore(self, fit_estimator, self, X, incremental=True)
 
     # --------------------------------------------------------------- inference
     def _validated(self, X):
@@ -210,7 +215,8 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         """
         X = self._validated(X)
         out = _by_chunks(
-            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0], X
+            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0], X,
+            self.n_jobs,
         )
         return self._checked("transform", out, X)
 
@@ -242,7 +248,8 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
                 "coordinates (n_components) as input."
             )
         out = _by_chunks(
-            lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z
+            lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z,
+            self.n_jobs,
         )
 
         def describe(i, dtype):
@@ -292,7 +299,9 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             paper's map makes the density infinite.
         """
         X = self._validated(X)
-        return self._checked("score_samples", _by_chunks(self._score_block, X), X)
+        return self._checked(
+            "score_samples", _by_chunks(self._score_block, X, self.n_jobs), X
+        )
 
     def _score_block(self, X):
         Y = self._to_representation(X)

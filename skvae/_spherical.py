@@ -117,6 +117,12 @@ class SphericalClusterVAE(_BaseVAE):
     device : str, default="cpu"
         Torch device to train on, e.g. ``"cuda"``. Fitted models are stored
         CPU-portable when pickled.
+    n_jobs : int or None, default=None
+        Torch intra-op threads for fit, partial_fit and inference, set for
+        the call and restored after it (torch's setting is process-wide).
+        None means 1, the measured robust choice on a shared machine; -1
+        means all CPUs. More threads pay off only with large batches and
+        layers on an otherwise idle machine.
     random_state : int, RandomState instance or None, default=None
         Seeds K-means, the weight initialisation, minibatch order and all
         noise draws (through local generators; global RNGs are not touched).
@@ -281,6 +287,7 @@ class SphericalClusterVAE(_BaseVAE):
         warm_start=False,
         n_certificate_passes=10,
         device="cpu",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -305,6 +312,7 @@ class SphericalClusterVAE(_BaseVAE):
         self.warm_start = warm_start
         self.n_certificate_passes = n_certificate_passes
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 

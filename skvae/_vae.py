@@ -94,6 +94,12 @@ class VAE(_BaseVAE):
         Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
     device : str, default="cpu"
         Torch device to train on.
+    n_jobs : int or None, default=None
+        Torch intra-op threads for fit, partial_fit and inference, set for
+        the call and restored after it (torch's setting is process-wide).
+        None means 1, the measured robust choice on a shared machine; -1
+        means all CPUs. More threads pay off only with large batches and
+        layers on an otherwise idle machine.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, minibatch order and noise draws.
     verbose : int, default=0
@@ -211,6 +217,7 @@ class VAE(_BaseVAE):
         warm_start=False,
         n_certificate_passes=10,
         device="cpu",
+        n_jobs=None,
         random_state=None,
         verbose=0,
     ):
@@ -232,6 +239,7 @@ class VAE(_BaseVAE):
         self.warm_start = warm_start
         self.n_certificate_passes = n_certificate_passes
         self.device = device
+        self.n_jobs = n_jobs
         self.random_state = random_state
         self.verbose = verbose
 

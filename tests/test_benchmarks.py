@@ -79,6 +79,15 @@ def test_speed_benchmark_smoke(tmp_path):
         assert section in md
 
 
+def test_threads_benchmark_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, str(BENCH / "threads.py"), "--smoke", "--output", str(tmp_path)],
+        check=True, capture_output=True, text=True,
+    )
+    md = (tmp_path / "threads_smoke.md").read_text()
+    assert "| n_jobs=None (1 thread) |" in md and "| n_jobs=-1 (all CPUs) |" in md
+
+
 def test_lowrank_lambda_max_closed_form(bench_modules):
     cases, _ = bench_modules
     # Population covariance built directly, then turned into a correlation

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import torch
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_iris, make_blobs
@@ -70,3 +71,35 @@ def test_early_stopping_holds_out_rows_and_restores_the_best_epoch(Est):
 def test_early_stopping_needs_three_rows():
     with pytest.raises(ValueError, match="at least 3 rows"):
         VAE(early_stopping=True).fit(np.array([[0.0, 1.0], [1.0, 0.0]]))
+
+
+@pytest.mark.parametrize("n_jobs, expected", [(None, 1), (2, 2), (-1, "all")])
+def test_n_jobs_sets_torch_threads_for_the_call_only(monkeypatch, n_jobs, expected):
+    import joblib
+
+    import skvae._fitting as fitting
+
+    expected = joblib.cpu_count() if expected == "all" else expected
+    seen = []
+    real_train = fitting.train
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(fitting, "train", spy)
+    X = np.random.default_rng(0).normal(size=(120, 5))
+    before = torch.get_num_threads()
+    other = 3 if before != 3 else 2
+    torch.set_num_threads(other)  # whatever the caller had must come back
+    try:
+        est = VAE(hidden_layer_sizes=(8,), max_iter=2, n_jobs=n_jobs, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            est.fit(X)
+        assert seen == [expected]
+        assert torch.get_num_threads() == other
+        est.transform(X)
+        assert torch.get_num_threads() == other
+    finally:
+        torch.set_num_threads(before)
