@@ -95,11 +95,8 @@ class VAE(_BaseVAE):
     device : str, default="cpu"
         Torch device to train on.
     n_jobs : int or None, default=None
-        Torch intra-op threads for fit, partial_fit and inference, set for
-        the call and restored after it (torch's setting is process-wide).
-        None means 1, the measured robust choice on a shared machine; -1
-        means all CPUs. More threads pay off only with large batches and
-        layers on an otherwise idle machine.
+        Torch intra-op threads, for each call only: None means 1 (robust on
+        a busy machine), -1 all CPUs; as in :class:`SphericalClusterVAE`.
     random_state : int, RandomState instance or None, default=None
         Seeds the weight initialisation, minibatch order and noise draws.
     verbose : int, default=0
