@@ -22,8 +22,6 @@ from ._validation import validate_numeric
 
 #: Noise rows shared by every row in score_samples (common random numbers).
 N_SCORE_DRAWS = 16
-
-
 #: partial_fit keeps this many recent entries of loss_curve_, so that the
 #: fitted state does not grow with the number of blocks (or rows) seen.
 MAX_CURVE_ENTRIES = 1000
@@ -35,14 +33,13 @@ def _seeds(est, calls):
     return [int((b + 7919 * calls) % np.iinfo(np.int32).max) for b in base]
 
 
-def _check_rows(est, X, first):
-    n_samples = X.shape[0]
-    if first and n_samples < 2:
+def _check_first_rows(X):
+    """What the rows that fit the data map and band must satisfy."""
+    if X.shape[0] < 2:
         raise ValueError(
-            f"n_samples={n_samples}: at least 2 samples are needed to fit a VAE."
+            f"n_samples={X.shape[0]}: at least 2 samples are needed to fit a VAE."
         )
-    if first:
-        check_not_constant(X)
+    check_not_constant(X)
 
 
 def _split(est, X, seed):
@@ -74,7 +71,8 @@ def fit_estimator(est, X, *, incremental=False):
     if incremental and est.early_stopping:
         raise ValueError("partial_fit does not support early_stopping=True.")
     X = validate_numeric(est, X, reset=not resume)
-    _check_rows(est, X, first=not resume)
+    if not resume:
+        _check_first_rows(X)
     n_features = X.shape[1]
     hidden = hidden_sizes(est.hidden_layer_sizes)
     check_network_size(n_features, est.n_components, hidden)
@@ -213,22 +211,14 @@ def fit_estimator(est, X, *, incremental=False):
         f"{cert.reconstruction_loss + 3 * cert.standard_error:.6g} vs delta_collapse = "
         f"{cert.collapse_loss:.6g}; explained {est.explained_fraction_:.1%}"
     )
-    if not incremental:
-        warn_after_fit(est, result, cert, constraint)
-    elif not cert.certified:
-        warn_after_fit(est, _Converged(), cert, constraint)
+    # partial_fit runs one epoch by design: only the certificate is reported.
+    warn_after_fit(est, result, cert, constraint, convergence=not incremental)
 
 
-class _Converged:
-    """partial_fit has no convergence to report, only the certificate."""
-
-    converged = True
-
-
-def warn_after_fit(est, result, cert, constraint):
-    """ConvergenceWarning and PosteriorCollapseWarning, when they apply."""
+def warn_after_fit(est, result, cert, constraint, convergence=True):
+    """ConvergenceWarning (if ``convergence``) and PosteriorCollapseWarning, when they apply."""
     name = type(est).__name__
-    if not result.converged:
+    if convergence and not result.converged:
         reason = (
             f"the reconstruction constraint R <= tau={constraint.target:.6g} "
             f"was not met (moving average R={result.reconstruction_average:.6g})"
