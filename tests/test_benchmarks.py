@@ -88,6 +88,15 @@ def test_threads_benchmark_smoke(tmp_path):
     assert "| n_jobs=None (1 thread) |" in md and "| n_jobs=-1 (all CPUs) |" in md
 
 
+def test_batch_rule_benchmark_smoke(tmp_path):
+    subprocess.run(
+        [sys.executable, str(BENCH / "batch_rule.py"), "--smoke", "--output", str(tmp_path)],
+        check=True, capture_output=True, text=True,
+    )
+    md = (tmp_path / "batch_rule_smoke.md").read_text()
+    assert "| synthetic 3k x 64 | 0 | current" in md and "time ratio" in md
+
+
 def test_lowrank_lambda_max_closed_form(bench_modules):
     cases, _ = bench_modules
     # Population covariance built directly, then turned into a correlation
