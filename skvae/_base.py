@@ -31,12 +31,13 @@ from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, vali
 FLOAT32_SAFE = 1e30
 
 
-def _by_chunks(fn, A, n_jobs=None):
+def _by_chunks(fn, A, n_jobs):
     """``fn`` applied to row blocks of ``A``, written into one preallocated array.
 
     Every map here is row-wise, so the result equals ``fn(A)``; only a block's
     intermediates exist at a time, so memory stays at the output's size plus
-    ``CHUNK_ROWS`` rows whatever n_samples is.
+    ``CHUNK_ROWS`` rows whatever n_samples is. Runs with the estimator's
+    ``n_jobs`` torch threads.
     """
     out = None
     with torch_threads(n_jobs):
@@ -177,7 +178,7 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
 
     def _checked(self, method, out, X):
-        """``out``, or a ValueError naming rows of X too far out for float64."""
+        """``out`` in X's dtype, or a ValueError naming rows of X too far out for it."""
         scaler = self._standardization()
 
         def describe(i, dtype):

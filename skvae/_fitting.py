@@ -77,7 +77,7 @@ def fit_estimator(est, X, *, incremental=False):
     hidden = hidden_sizes(est.hidden_layer_sizes)
     check_network_size(n_features, est.n_components, hidden)
     device = resolve_device(est.device)
-    calls = getattr(est, "n_partial_fit_calls_", 0) if resume else 0
+    calls = est.n_partial_fit_calls_ if resume else 0
     seeds = _seeds(est, calls)
     X_val = None
     if est.early_stopping:
@@ -143,7 +143,7 @@ def fit_estimator(est, X, *, incremental=False):
     result = train(
         module, Y_train, config, generator=generator,
         noise_generator=noise_generator, Y_val=Y_val,
-        resume=getattr(est, "_training_state", None) if resume else None,
+        resume=est._training_state if resume else None,
     )
     progress.end_training(
         result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
@@ -166,7 +166,7 @@ def fit_estimator(est, X, *, incremental=False):
             and np.isfinite(logvar).all()):
         # The weights can be finite and still overflow float32 on the
         # training rows (a last step of an absurd learning rate).
-        raise diverged(config.first_epoch + result.n_iter - 1, config)
+        raise diverged(result.n_iter - 1, config)
     # Served inference runs in float64 so a row's output does not depend on
     # which other rows share its batch (float32 kernels may sum in another
     # order); eval mode makes the output layer's norms overflow-safe.

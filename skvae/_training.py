@@ -121,12 +121,17 @@ class _Multiplier:
 
 
 def diverged(epoch, config):
+    """The ValueError for a non-finite loss or weights at 0-based ``epoch`` of this run.
+
+    The epoch is reported counted over all training so far (``first_epoch``
+    added), so a resumed partial_fit or warm start names the model's epoch.
+    """
     advice = f"Lower learning_rate_init (now {config.learning_rate:g}) or beta (now {config.beta:g})"
     if config.decoder_variance != "learned":
         advice += f", or raise decoder_variance (now {config.decoder_variance:g})"
     return ValueError(
         f"Training diverged: the loss or the weights became NaN or infinite at "
-        f"epoch {epoch + 1}. {advice}."
+        f"epoch {config.first_epoch + epoch + 1}. {advice}."
     )
 
 

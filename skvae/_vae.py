@@ -86,10 +86,9 @@ class VAE(_BaseVAE):
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` is True.
     warm_start : bool, default=False
-        When True, ``fit`` on a fitted model continues training its networks
-        (and Adam's state) for up to ``max_iter`` more epochs on the new X,
-        keeping the fitted standardization and band; the diagnostics are
-        then evaluated on the new X. When False, ``fit`` starts over.
+        When True, ``fit`` continues the fitted networks and Adam's state on
+        the new X, keeping the standardization (there is no band here); as
+        in :class:`SphericalClusterVAE`.
     n_certificate_passes : int, default=10
         Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
     device : str, default="cpu"

@@ -3,8 +3,8 @@
 import warnings
 
 import numpy as np
-import torch
 import pytest
+import torch
 from numpy.testing import assert_allclose
 from sklearn.datasets import load_iris, make_blobs
 from sklearn.exceptions import ConvergenceWarning
@@ -103,3 +103,21 @@ def test_n_jobs_sets_torch_threads_for_the_call_only(monkeypatch, n_jobs, expect
         assert torch.get_num_threads() == other
     finally:
         torch.set_num_threads(before)
+
+
+def test_divergence_names_the_epoch_over_all_training():
+    # A resumed run (warm start, partial_fit) reports the model's epoch, not
+    # the index inside this call: 3 epochs trained before; the first step's
+    # 1e30 learning rate makes the second epoch's loss non-finite: epoch 5.
+    from skvae._networks import build_vae
+    from skvae._training import TrainingConfig, train
+
+    g = torch.Generator().manual_seed(0)
+    module = build_vae(n_features=5, n_components=2, hidden_layer_sizes=(16,),
+                       activation="relu", output_layer=None, device="cpu", generator=g)
+    Y = torch.as_tensor(make_blobs(n_samples=100, n_features=5, random_state=0)[0],
+                        dtype=torch.float32)
+    config = TrainingConfig(beta=1.0, decoder_variance="learned", max_iter=2, batch_size=100,
+                            learning_rate=1e30, tol=0.0, n_iter_no_change=10, first_epoch=3)
+    with pytest.raises(ValueError, match="Training diverged.*at epoch 5\\."):
+        train(module, Y, config, generator=g, noise_generator=torch.Generator().manual_seed(1))
