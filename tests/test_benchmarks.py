@@ -17,6 +17,14 @@ pytest.importorskip("pandas")
 pytest.importorskip("matplotlib")
 
 
+def _run_smoke(script, tmp_path, *extra):
+    """Run ``benchmarks/<script> --smoke --output tmp_path [extra]``; fail on a non-zero exit."""
+    subprocess.run(
+        [sys.executable, str(BENCH / script), "--smoke", "--output", str(tmp_path), *extra],
+        check=True, capture_output=True, text=True,
+    )
+
+
 @pytest.fixture(scope="module")
 def bench_modules():
     sys.path.insert(0, str(BENCH))
@@ -30,11 +38,7 @@ def bench_modules():
 
 
 def test_collapse_benchmark_smoke(tmp_path):
-    subprocess.run(
-        [sys.executable, str(BENCH / "collapse.py"), "--quick", "--smoke",
-         "--output", str(tmp_path), "--n-jobs", "1"],
-        check=True, capture_output=True, text=True,
-    )
+    _run_smoke("collapse.py", tmp_path, "--quick", "--n-jobs", "1")
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "collapse.csv", keep_default_na=False)
@@ -51,11 +55,7 @@ def test_collapse_benchmark_smoke(tmp_path):
 def test_evaluation_benchmark_smoke(tmp_path):
     # iris and wine only (scikit-learn's bundled data), 3 epochs: every part
     # of the script runs, including the grid search and the convergence runs.
-    subprocess.run(
-        [sys.executable, str(BENCH / "evaluation.py"), "--smoke", "--output", str(tmp_path),
-         "--n-jobs", "1"],
-        check=True, capture_output=True, text=True,
-    )
+    _run_smoke("evaluation.py", tmp_path, "--n-jobs", "1")
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "evaluation.csv", keep_default_na=False)
@@ -69,10 +69,7 @@ def test_evaluation_benchmark_smoke(tmp_path):
 
 
 def test_speed_benchmark_smoke(tmp_path):
-    subprocess.run(
-        [sys.executable, str(BENCH / "speed.py"), "--smoke", "--output", str(tmp_path)],
-        check=True, capture_output=True, text=True,
-    )
+    _run_smoke("speed.py", tmp_path)
     md = (tmp_path / "speed.md").read_text()
     for section in ["Overhead ratios", "Parts of", "transform and inverse_transform",
                     "Fit time against n_samples", "MiniBatchKMeans"]:
@@ -80,19 +77,13 @@ def test_speed_benchmark_smoke(tmp_path):
 
 
 def test_threads_benchmark_smoke(tmp_path):
-    subprocess.run(
-        [sys.executable, str(BENCH / "threads.py"), "--smoke", "--output", str(tmp_path)],
-        check=True, capture_output=True, text=True,
-    )
+    _run_smoke("threads.py", tmp_path)
     md = (tmp_path / "threads_smoke.md").read_text()
     assert "| n_jobs=None (1 thread) |" in md and "| n_jobs=-1 (all CPUs) |" in md
 
 
 def test_batch_rule_benchmark_smoke(tmp_path):
-    subprocess.run(
-        [sys.executable, str(BENCH / "batch_rule.py"), "--smoke", "--output", str(tmp_path)],
-        check=True, capture_output=True, text=True,
-    )
+    _run_smoke("batch_rule.py", tmp_path)
     md = (tmp_path / "batch_rule_smoke.md").read_text()
     assert "| synthetic 3k x 64 | 0 | current" in md and "time ratio" in md
 

@@ -3,13 +3,13 @@
 import warnings
 
 import joblib
-import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.datasets import make_blobs
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skvae import SphericalClusterVAE
+
+from _helpers import fit_quietly, heldout_error, train_test_blobs
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
@@ -33,20 +33,12 @@ def client():
 
 @pytest.fixture(scope="module")
 def data():
-    X, _ = make_blobs(n_samples=1500, n_features=6, centers=5, cluster_std=1.5,
-                      random_state=0)
-    return X[:1200], X[1200:]
-
-
-def _heldout_error(est, X):
-    return float(np.mean(np.sum((est.inverse_transform(est.transform(X)) - X) ** 2, axis=1)))
+    return train_test_blobs()
 
 
 def test_incremental_on_a_local_cluster(client, data):
     X, X_test = data
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        in_memory = SphericalClusterVAE(max_iter=40, **SMALL).fit(X)
+    in_memory = fit_quietly(SphericalClusterVAE(max_iter=40, **SMALL), X)
     dX = da.from_array(X, chunks=300)  # 4 blocks, each partial_fit on a worker
     inc = wrappers.Incremental(SphericalClusterVAE(**SMALL))
     for _ in range(in_memory.n_iter_):  # one partial_fit pass over the blocks each
@@ -54,7 +46,7 @@ def test_incremental_on_a_local_cluster(client, data):
     model = inc.estimator_
     assert model.n_partial_fit_calls_ == 4 * in_memory.n_iter_
     assert model.collapse_certified_
-    ratio = _heldout_error(model, X_test) / _heldout_error(in_memory, X_test)
+    ratio = heldout_error(model, X_test) / heldout_error(in_memory, X_test)
     assert ratio < 1.10, ratio
 
 

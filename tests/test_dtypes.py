@@ -1,13 +1,13 @@
 """float32 in, float32 out for every method (as PCA); other dtypes give float64."""
 
-import warnings
-
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_blobs
 
-from skvae import SphericalClusterVAE, SphericalShellScaler, VAE
+from skvae import SphericalShellScaler
+
+from _helpers import GEOMETRIES, fit_quietly, geometry_model
 
 SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
 
@@ -17,16 +17,9 @@ def X():
     return make_blobs(n_samples=120, n_features=5, centers=4, random_state=0)[0]
 
 
-@pytest.fixture(scope="module", params=["identity", "paper", "vae"])
+@pytest.fixture(scope="module", params=GEOMETRIES)
 def est(request, X):
-    make = {
-        "identity": lambda: SphericalClusterVAE(n_clusters=4, **SMALL),
-        "paper": lambda: SphericalClusterVAE(n_clusters=4, shell_map="paper", **SMALL),
-        "vae": lambda: VAE(**SMALL),
-    }[request.param]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make().fit(X.astype(np.float32))
+    return fit_quietly(geometry_model(request.param, **SMALL), X.astype(np.float32))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

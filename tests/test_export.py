@@ -1,14 +1,12 @@
 """export_module: raw X -> posterior mean (and back) as one torch module; torch.export and ONNX."""
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
 from sklearn.datasets import make_blobs
 
-from skvae import SphericalClusterVAE, VAE
+from _helpers import GEOMETRIES, fit_quietly, geometry_model
 
 SMALL = dict(hidden_layer_sizes=(16, 8), max_iter=10, random_state=0)
 
@@ -21,16 +19,9 @@ def X():
     return X * [1.0, 10.0, 0.1, 100.0, 3.0] + [5.0, -20.0, 0.0, 1e3, 7.0]
 
 
-@pytest.fixture(scope="module", params=["identity", "paper", "vae"])
+@pytest.fixture(scope="module", params=GEOMETRIES)
 def est(request, X):
-    make = {
-        "identity": lambda: SphericalClusterVAE(n_clusters=4, **SMALL),
-        "paper": lambda: SphericalClusterVAE(n_clusters=4, shell_map="paper", **SMALL),
-        "vae": lambda: VAE(**SMALL),
-    }[request.param]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return make().fit(X)
+    return fit_quietly(geometry_model(request.param, **SMALL), X)
 
 
 def _rows():

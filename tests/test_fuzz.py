@@ -186,19 +186,13 @@ def _other_rows(draw, X):
         np.arange(X.shape[1]) % 2, 1.0, -1.0)
 
 
+@pytest.mark.parametrize("models", [spherical_models, vae_models],
+                         ids=["SphericalClusterVAE", "VAE"])
 @FUZZ
 @given(st.data())
-def test_spherical_cluster_vae_fuzz(data):
+def test_estimator_fuzz(models, data):
     X = data.draw(data_sets())
-    est = data.draw(spherical_models(X.shape[0]))
-    _check_model(est, X, _other_rows(data.draw, X))
-
-
-@FUZZ
-@given(st.data())
-def test_vae_fuzz(data):
-    X = data.draw(data_sets())
-    est = data.draw(vae_models(X.shape[0]))
+    est = data.draw(models(X.shape[0]))
     _check_model(est, X, _other_rows(data.draw, X))
 
 

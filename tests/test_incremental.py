@@ -6,9 +6,10 @@ import warnings
 import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
-from sklearn.datasets import make_blobs
 
 from skvae import SphericalClusterVAE, VAE
+
+from _helpers import heldout_error, train_test_blobs
 
 SMALL = dict(hidden_layer_sizes=(32,), random_state=0)
 
@@ -21,13 +22,7 @@ def _quiet(fn, *args):
 
 @pytest.fixture(scope="module")
 def data():
-    X, _ = make_blobs(n_samples=1500, n_features=6, centers=5, cluster_std=1.5,
-                      random_state=0)
-    return X[:1200], X[1200:]
-
-
-def _heldout_error(est, X):
-    return float(np.mean(np.sum((est.inverse_transform(est.transform(X)) - X) ** 2, axis=1)))
+    return train_test_blobs()
 
 
 def _make(name, **kw):
@@ -48,7 +43,7 @@ def test_partial_fit_by_blocks_matches_fit(data, name):
     assert inc.n_iter_ == 4 * full.n_iter_ and inc.n_partial_fit_calls_ == inc.n_iter_
     assert inc.n_samples_seen_ == full.n_iter_ * len(X)
     assert inc.collapse_certified_
-    ratio = _heldout_error(inc, X_test) / _heldout_error(full, X_test)
+    ratio = heldout_error(inc, X_test) / heldout_error(full, X_test)
     assert ratio < 1.10, ratio
 
 

@@ -2,7 +2,6 @@
 
 import pickle
 import re
-import warnings
 
 import numpy as np
 import pytest
@@ -16,19 +15,13 @@ from skvae import SphericalClusterVAE, SphericalShellScaler, VAE
 from skvae._networks import NormConstraint
 from skvae.metrics import collapse_certificate
 
+from _helpers import GEOMETRIES, fit_quietly, geometry_model
+
 SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
-MODELS = {
-    "identity": lambda **kw: SphericalClusterVAE(n_clusters=4, **{**SMALL, **kw}),
-    "paper": lambda **kw: SphericalClusterVAE(n_clusters=4, shell_map="paper",
-                                              **{**SMALL, **kw}),
-    "vae": lambda **kw: VAE(**{**SMALL, **kw}),
-}
 
 
-def _fit(est, X):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return est.fit(X)
+def _small(name):
+    return geometry_model(name, **SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +29,9 @@ def X():
     return make_blobs(n_samples=100, n_features=5, centers=4, random_state=0)[0]
 
 
-@pytest.fixture(scope="module", params=list(MODELS))
+@pytest.fixture(scope="module", params=GEOMETRIES)
 def model(request, X):
-    return request.param, _fit(MODELS[request.param](), X)
+    return request.param, fit_quietly(_small(request.param), X)
 
 
 def _all_methods(est, X):
@@ -100,7 +93,7 @@ def test_extreme_decoder_is_named_even_for_typical_latents(X):
     # message must not blame the row.
     Xe = X.copy()
     Xe[:, 0] *= 1e300
-    est = _fit(MODELS["vae"](), Xe)
+    est = fit_quietly(_small("vae"), Xe)
     with torch.no_grad():
         est.module_.decoder.head.weight.mul_(1e20)
     with pytest.raises(ValueError, match="typical of the prior.*scales up to .*e\\+300"
@@ -117,7 +110,7 @@ def test_norm_layer_keeps_nan_and_bounds_huge_rows():
     assert_allclose(out[2].numpy(), [1.0, 0.0])
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", GEOMETRIES)
 @pytest.mark.parametrize("column, value", [(0, "constant"), (1, "spread")])
 def test_extreme_training_columns(X, name, column, value):
     # A column constant at 1e300, or one whose spread is 1e200: the moments
@@ -127,7 +120,7 @@ def test_extreme_training_columns(X, name, column, value):
         Xe[:, column] = 1e300
     else:
         Xe[:, column] *= 1e200
-    est = _fit(MODELS[name](), Xe)
+    est = fit_quietly(_small(name), Xe)
     _all_methods(est, Xe)
     scaler = est.shell_ if name != "vae" else est.scaler_
     if value == "constant":
@@ -138,25 +131,25 @@ def test_extreme_training_columns(X, name, column, value):
         assert scaler.mean_[column] == pytest.approx(1e200 * X[:, column].mean(), rel=1e-12)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", GEOMETRIES)
 @pytest.mark.parametrize("factor", [1e300, 1e-310])
 def test_data_near_the_float64_limits_fits(X, name, factor):
     # Both used to be reported as "(near) zero variance" or a divergence.
     Xe = X * factor
-    est = _fit(MODELS[name](), Xe)
+    est = fit_quietly(_small(name), Xe)
     _all_methods(est, Xe)
     scaler = est.shell_ if name != "vae" else est.scaler_
     # Denormals carry ~14 fewer bits, hence the looser tolerance there.
     assert_allclose(scaler.scale_, factor * X.std(axis=0), rtol=1e-12 if factor > 1 else 1e-9)
-    ref = _fit(MODELS[name](), X)
+    ref = fit_quietly(_small(name), X)
     assert est.total_variance_ == pytest.approx(ref.total_variance_, rel=1e-9)
 
 
 def test_rounding_level_spread_is_zero_variance():
     X = 1.0 + np.arange(10)[:, None] * np.finfo(float).eps * np.ones((1, 3))
-    for make in MODELS.values():
+    for name in GEOMETRIES:
         with pytest.raises(ValueError, match="zero variance: every feature is constant"):
-            _fit(make(), X)
+            fit_quietly(_small(name), X)
 
 
 # ------------------------------------------------- 2. the paper's map at the mean
@@ -190,21 +183,21 @@ def test_non_numeric_column_is_named_in_a_dataframe(X):
     pd = pytest.importorskip("pandas")
     df = pd.DataFrame(X, columns=list("abcde")).astype(object)
     df.loc[7, "d"] = "A"
-    for make in MODELS.values():
+    for name in GEOMETRIES:
         with pytest.raises(ValueError, match=r"column 3 \('d'\) of X holds 'A' \(row 7\)"):
-            _fit(make(), df)
+            fit_quietly(_small(name), df)
 
 
 def test_early_stopping_hold_out_is_named(X):
     # 100 rows, 10 held out: 95 clusters cannot be fitted on the other 90.
     with pytest.raises(ValueError, match="n_clusters=95 must be <= the 90 rows left.*"
                        "early_stopping"):
-        _fit(SphericalClusterVAE(n_clusters=95, early_stopping=True, **SMALL), X)
+        fit_quietly(SphericalClusterVAE(n_clusters=95, early_stopping=True, **SMALL), X)
     same = np.repeat(X[:1], 10, axis=0)
     same[3] += 1.0  # the only distinct row; validation_fraction=0.5 may hold it out
     for seed in range(20):
         try:
-            _fit(VAE(early_stopping=True, validation_fraction=0.5,
+            fit_quietly(VAE(early_stopping=True, validation_fraction=0.5,
                      **{**SMALL, "random_state": seed}), same)
         except ValueError as exc:
             assert "rows left for training after early_stopping" in str(exc)
@@ -260,7 +253,7 @@ def test_failed_scaler_fit_keeps_feature_names():
 def test_one_row_per_cluster_leaves_no_row_in_the_pickle(X):
     # n_clusters = n_samples makes every centre a training row; none may be stored.
     Xs = X[:40]
-    est = _fit(SphericalClusterVAE(n_clusters=40, **SMALL), Xs)
+    est = fit_quietly(SphericalClusterVAE(n_clusters=40, **SMALL), Xs)
     blob = pickle.dumps(est)
     Y = (Xs - est.shell_.mean_) / est.shell_.scale_
     for arr in (Xs, Y, Xs.astype(np.float32), Y.astype(np.float32)):
@@ -286,8 +279,8 @@ def test_model_from_a_second_gpu_loads_on_a_one_gpu_machine(model, monkeypatch, 
 
 # ----------------------------------------------- 9. what is bitwise reproducible
 def test_bitwise_reproducible_refit(X):
-    a = _fit(MODELS["identity"](), X)
-    b = _fit(MODELS["identity"](), X)
+    a = fit_quietly(_small("identity"), X)
+    b = fit_quietly(_small("identity"), X)
     assert_array_equal(a.transform(X), b.transform(X))
     assert_array_equal(a.score_samples(X), b.score_samples(X))
 
