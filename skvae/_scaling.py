@@ -3,6 +3,8 @@
 import numpy as np
 from sklearn.base import BaseEstimator
 
+from ._validation import non_finite_rows
+
 _EPS = np.finfo(np.float64).eps
 #: Below this a sum of squares may have lost digits to underflow.
 _SMALL = np.sqrt(np.finfo(np.float64).tiny)
@@ -49,6 +51,13 @@ def row_polar(A):
     return log_norm, U / np.where(n_u > 0, n_u, 1.0)[:, None]
 
 
+def _peak_scaled(X):
+    """``(X / unit, peak, unit)``: columns divided by their largest |x| (1 if all zero)."""
+    peak = np.max(np.abs(X), axis=0)
+    unit = np.where(peak > 0, peak, 1.0)
+    return X / unit, peak, unit
+
+
 def constant_columns(U, n_samples):
     """Columns of ``U`` (scaled so that max |U| <= 1) whose spread is only rounding.
 
@@ -75,9 +84,7 @@ def standard_scale(X, *, with_mean=True, with_std=True):
     standardize to rounding noise of size ~1e-16 at any magnitude.
     """
     n_samples, n_features = X.shape
-    peak = np.max(np.abs(X), axis=0)
-    unit = np.where(peak > 0, peak, 1.0)
-    U = X / unit
+    U, peak, unit = _peak_scaled(X)
     if with_mean:
         with np.errstate(over="ignore"):
             mean = X.mean(axis=0)
@@ -101,8 +108,7 @@ def standard_scale(X, *, with_mean=True, with_std=True):
 
 def check_not_constant(X):
     """Raise a ValueError if every column of X is constant up to float64 rounding."""
-    peak = np.max(np.abs(X), axis=0)
-    if np.all(constant_columns(X / np.where(peak > 0, peak, 1.0), X.shape[0])):
+    if np.all(constant_columns(_peak_scaled(X)[0], X.shape[0])):
         raise ValueError(
             "X has zero variance: every feature is constant (up to float64 "
             "rounding), so there is nothing for the VAE to encode and the "
@@ -110,30 +116,34 @@ def check_not_constant(X):
         )
 
 
+def _redo_rows(out, redo):
+    """Replace the rows of ``out`` that are not finite by ``redo(mask)`` (same rows)."""
+    bad = non_finite_rows(out)
+    if np.any(bad):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out[bad] = redo(bad)
+    return out
+
+
 def standardize(X, mean, scale):
-    """``(X - mean) / scale``; rows where that overflows are redone in scaled units."""
+    """``(X - mean) / scale``; rows where that overflows are redone in scaled units.
+
+    X - mean can overflow when both are near the float64 limit; with every
+    term divided first by ``u = max(|mean|, scale)``, ``X / u - mean / u``
+    cannot (unless the result itself is out of range).
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         out = (X - mean) / scale
-    redo = ~np.all(np.isfinite(out), axis=1)
-    if np.any(redo):
-        # Divide everything by u >= |mean|, scale first: X - mean can overflow
-        # when both are near the float64 limit, X / u - mean / u cannot.
-        u = np.maximum(np.abs(mean), scale)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[redo] = (X[redo] / u - mean / u) / (scale / u)
-    return out
+    u = np.maximum(np.abs(mean), scale)
+    return _redo_rows(out, lambda rows: (X[rows] / u - mean / u) / (scale / u))
 
 
 def unstandardize(Y, mean, scale):
     """``Y * scale + mean``; rows where that overflows are redone in scaled units."""
     with np.errstate(over="ignore", invalid="ignore"):
         out = Y * scale + mean
-    redo = ~np.all(np.isfinite(out), axis=1)
-    if np.any(redo):
-        u = np.maximum(np.abs(mean), scale)
-        with np.errstate(over="ignore", invalid="ignore"):
-            out[redo] = (Y[redo] * (scale / u) + mean / u) * u
-    return out
+    u = np.maximum(np.abs(mean), scale)
+    return _redo_rows(out, lambda rows: (Y[rows] * (scale / u) + mean / u) * u)
 
 
 class Standardizer(BaseEstimator):
