@@ -15,7 +15,9 @@ from sklearn.utils.validation import check_is_fitted
 from ._scaling import (
     Standardizer, row_norms, row_polar, standard_scale, standardize, unstandardize,
 )
-from ._validation import FLOAT_DTYPES, fit_or_restore, non_finite_rows, validate_numeric
+from ._validation import (
+    FLOAT_DTYPES, check_finite_output, fit_or_restore, non_finite_rows, validate_numeric,
+)
 
 
 #: Largest accepted radius, in standardized units. Standardized rows have
@@ -180,16 +182,12 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
 
     def _cast(self, out, dtype, method):
-        with np.errstate(over="ignore"):
-            cast = out.astype(dtype, copy=False)
-        bad = non_finite_rows(cast)
-        if np.any(bad):
-            raise ValueError(
-                f"SphericalShellScaler.{method}: {int(bad.sum())} row(s) (first: row "
-                f"{int(np.flatnonzero(bad)[0])}) exceed the range of the input's "
-                f"dtype {np.dtype(dtype).name}; pass float64 input."
-            )
-        return cast
+        # Finite in float64 by construction: only the cast can overflow.
+        return check_finite_output(
+            self, method, out, dtype=dtype,
+            describe=lambda i, name: f"it exceeds the range of the input's dtype "
+            f"{name}; pass float64 input.",
+        )
 
     def _standardize(self, X):
         Xs = standardize(X, self.mean_, self.scale_)
