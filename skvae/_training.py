@@ -64,11 +64,6 @@ class TrainingResult:
     feasible: bool = True
 
 
-def reconstruction_loss(y, y_hat):
-    """Per-sample squared error summed over features, averaged over rows."""
-    return (y - y_hat).pow(2).sum(dim=1).mean()
-
-
 def reconstruction_term(R, n_features, decoder_variance, floor):
     """Negative log-likelihood of the Gaussian decoder, up to constants.
 
@@ -89,35 +84,54 @@ def kl_term(mu, logvar, free_bits):
     return kl.sum()
 
 
-class _Multiplier:
-    """log-space Lagrange multiplier update with a normalised, clipped violation."""
+def _clip(x, lo, hi):
+    """``x`` clipped to ``[lo, hi]``: a float, or a tensor that stays on its device."""
+    return x.clamp(lo, hi) if torch.is_tensor(x) else min(max(x, lo), hi)
 
-    def __init__(self, constraint):
+
+class _Multiplier:
+    """log-space Lagrange multiplier update with a normalised, clipped violation.
+
+    With ``on_device`` the state is kept as 0-d tensors on the loss's device,
+    so the per-step rule never waits for the device (a host sync per step on
+    a GPU); otherwise it is plain floats, which on the CPU cost less than
+    tensor arithmetic. The rule is the same code for both.
+    """
+
+    def __init__(self, constraint, on_device=False):
         self.constraint = constraint
+        self.on_device = on_device
         self.log_value = math.log(LAMBDA_INIT)
         self.average = None
 
     @property
     def value(self):
-        return math.exp(self.log_value) if self.constraint else 0.0
+        return math.exp(float(self.log_value)) if self.constraint else 0.0
 
     def penalty(self, R):
+        """``lambda (R - tau) / (delta - tau)``, the term added to the loss."""
         c = self.constraint
-        return self.value * (R - c.target) / c.width
+        lam = self.log_value.exp() if torch.is_tensor(self.log_value) else math.exp(self.log_value)
+        return (R - c.target) * (lam / c.width)
 
     def update(self, R):
-        r = float(R)
+        r = R.detach() if self.on_device else float(R)
         self.average = r if self.average is None else (
             MOVING_AVERAGE * self.average + (1 - MOVING_AVERAGE) * r
         )
         c = self.constraint
-        violation = min(max((self.average - c.target) / c.width, -1.0), 1.0)
+        violation = _clip((self.average - c.target) / c.width, -1.0, 1.0)
         lo, hi = math.log(LAMBDA_BOUNDS[0]), math.log(LAMBDA_BOUNDS[1])
-        self.log_value = min(max(self.log_value + LAMBDA_STEP * violation, lo), hi)
+        self.log_value = _clip(self.log_value + LAMBDA_STEP * violation, lo, hi)
 
     @property
     def feasible(self):
-        return self.constraint is None or self.average <= self.constraint.target
+        return self.constraint is None or float(self.average) <= self.constraint.target
+
+    def state(self):
+        """(log multiplier, moving average of R) as floats, to resume from."""
+        average = None if self.average is None else float(self.average)
+        return float(self.log_value), average
 
 
 def diverged(epoch, config):
@@ -135,9 +149,9 @@ def diverged(epoch, config):
     )
 
 
-def _objective(y, y_hat, mu, logvar, weight, config):
+def _objective(decoder, y, z, mu, logvar, weight, config):
     """(objective, R): negative beta-ELBO (up to constants) and reconstruction loss."""
-    R = reconstruction_loss(y, y_hat)
+    R = decoder.squared_error(z, y)
     objective = reconstruction_term(
         R, y.shape[1], config.decoder_variance, config.recon_floor
     ) + weight * kl_term(mu, logvar, config.free_bits)
@@ -148,8 +162,8 @@ def _objective(y, y_hat, mu, logvar, weight, config):
 def _validation_objective(module, Y_val, eps_val, weight, config):
     """Objective on the held-out rows, with noise drawn once so epochs compare."""
     mu, logvar = module.encoder(Y_val)
-    y_hat = module.decoder(mu + eps_val * torch.exp(0.5 * logvar))
-    objective, _ = _objective(Y_val, y_hat, mu, logvar, weight, config)
+    z = mu + eps_val * torch.exp(0.5 * logvar)
+    objective, _ = _objective(module.decoder, Y_val, z, mu, logvar, weight, config)
     return float(objective)
 
 
@@ -195,7 +209,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     """
     n_samples, n_features = Y.shape
     optimizer = torch.optim.Adam(module.parameters(), lr=config.learning_rate)
-    multiplier = _Multiplier(config.constraint)
+    multiplier = _Multiplier(config.constraint, on_device=Y.device.type != "cpu")
     if resume is not None:
         optimizer_state_from_numpy(optimizer, resume["optimizer"], Y.device)
         multiplier.log_value, multiplier.average = resume["multiplier"]
@@ -221,8 +235,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             eps = torch.randn(
                 mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype
             )
-            y_hat = module.decoder(mu + eps * torch.exp(0.5 * logvar))
-            objective, R = _objective(y, y_hat, mu, logvar, weight, config)
+            z = mu + eps * torch.exp(0.5 * logvar)
+            objective, R = _objective(module.decoder, y, z, mu, logvar, weight, config)
             loss = objective
             if config.constraint is not None:
                 loss = loss + multiplier.penalty(R)
@@ -262,7 +276,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
                 msg += f"  validation {-monitored:.6g}"
             if config.constraint is not None:
                 msg += (
-                    f"  R_avg {multiplier.average:.6g} (tau {config.constraint.target:.6g})"
+                    f"  R_avg {float(multiplier.average):.6g} (tau {config.constraint.target:.6g})"
                     f"  lambda {multiplier.value:.4g}"
                 )
             config.progress.epoch(epoch, msg)
@@ -289,11 +303,11 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     if not all(torch.isfinite(p).all() for p in module.parameters()):
         raise diverged(result.n_iter - 1, config)
     result.lagrange_multiplier = multiplier.value
-    result.reconstruction_average = multiplier.average
+    log_value, result.reconstruction_average = multiplier.state()
     result.feasible = multiplier.feasible
     result.state = {
         "optimizer": optimizer_state_to_numpy(optimizer),
-        "multiplier": (multiplier.log_value, multiplier.average),
+        "multiplier": (log_value, result.reconstruction_average),
     }
     module.eval()
     return result

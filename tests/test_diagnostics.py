@@ -70,6 +70,22 @@ def test_multiplier_update_rule():
     assert float(m.penalty(torch.tensor(2.0))) == pytest.approx(1e-3 * 0.5)
 
 
+def test_multiplier_on_device_follows_the_same_rule():
+    """The tensor-state path (GPU: no host sync per step) matches the float path."""
+    c = Constraint(target=1.0, collapse=3.0)
+    host, dev = _Multiplier(c), _Multiplier(c, on_device=True)
+    losses = np.random.default_rng(0).uniform(-2.0, 8.0, size=300)
+    for r in losses:
+        R = torch.tensor(r, dtype=torch.float64)
+        assert float(dev.penalty(R)) == pytest.approx(float(host.penalty(R)), rel=1e-12)
+        host.update(R)
+        dev.update(R)
+        assert torch.is_tensor(dev.average) and torch.is_tensor(dev.log_value)
+    assert dev.state() == pytest.approx(host.state(), rel=1e-12)
+    assert dev.value == pytest.approx(host.value, rel=1e-12)
+    assert dev.feasible == host.feasible
+
+
 def _reference_rho(s, r_min, r_max, knee):
     """DESIGN section 4's radial profile, written out independently."""
     return np.where(s < knee, r_min + s * (1 - r_min / knee), np.minimum(s, r_max))
@@ -93,19 +109,31 @@ def test_norm_constraint_radial_profile_and_direction():
     between = (s >= knee) & (s <= r_max)
     assert 100 < between.sum() < 1900
     assert torch.equal(y[between], u[between])
-    # The origin has no direction: r_min * e_1 (at inference; training maps
-    # an exact zero row, which a decoder with biases never outputs, to 0).
-    assert_allclose(layer.eval()(torch.zeros((1, 3))).numpy(), [[0.5, 0.0, 0.0]])
-    # Training and inference paths are the same map, with the same gradient
-    # (the training path's backward is written by hand; autograd of the
-    # inference path is the reference).
-    g = torch.randn(u.shape, generator=g, dtype=torch.float64)
-    uu = u.clone().requires_grad_()
-    (reference,) = torch.autograd.grad((layer.eval()(uu) * g).sum(), uu)
-    layer.train()
-    (trained,) = torch.autograd.grad((layer(uu) * g).sum(), uu)
-    assert_allclose(layer(u).numpy(), layer.eval()(u).numpy(), rtol=1e-12, atol=1e-15)
-    assert_allclose(trained.numpy(), reference.numpy(), rtol=1e-10, atol=1e-12)
+    # The origin has no direction: r_min * e_1.
+    assert_allclose(layer(torch.zeros((1, 3))).numpy(), [[0.5, 0.0, 0.0]])
+
+
+def test_fused_shell_loss_matches_autograd_through_the_layer():
+    """Training's loss (layer and squared error fused, backward by hand) against
+    the plain formula through the inference path, differentiated by autograd."""
+    r_min, r_max, knee = 0.5, 3.0, 0.8
+    layer = NormConstraint(r_min, r_max, knee)
+    g = torch.Generator().manual_seed(1)
+    u = torch.randn((500, 7), generator=g, dtype=torch.float64)
+    u *= torch.empty((500, 1), dtype=torch.float64).uniform_(0, 5, generator=g)
+    y = torch.randn((500, 7), generator=g, dtype=torch.float64)
+    uu, yy = u.clone().requires_grad_(), y.clone().requires_grad_()
+    reference = (yy - layer(uu)).pow(2).sum(dim=1).mean()
+    ref_u, ref_y = torch.autograd.grad(reference, (uu, yy))
+    fused = layer.squared_error(uu, yy)
+    got_u, got_y = torch.autograd.grad(fused, (uu, yy))
+    assert float(fused.detach()) == pytest.approx(float(reference.detach()), rel=1e-12)
+    assert_allclose(got_u.numpy(), ref_u.numpy(), rtol=1e-10, atol=1e-14)
+    assert_allclose(got_y.numpy(), ref_y.numpy(), rtol=1e-10, atol=1e-14)
+    # Rows in all three pieces of the radial profile took part.
+    s = torch.linalg.vector_norm(u, dim=1)
+    assert (s < knee).sum() > 20 and (s > r_max).sum() > 20
+    assert ((s >= knee) & (s <= r_max)).sum() > 20
 
 
 def test_norm_constraint_has_no_dead_zone():
