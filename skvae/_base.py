@@ -63,7 +63,9 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [StrOptions({"auto"}), Interval(numbers.Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(numbers.Real, 0, FLOAT32_SAFE, closed="right")],
+        "learning_rate_init": [
+            StrOptions({"auto"}), Interval(numbers.Real, 0, FLOAT32_SAFE, closed="right"),
+        ],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean"],

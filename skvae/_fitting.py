@@ -15,7 +15,7 @@ from ._networks import build_vae
 from ._progress import Progress
 from ._scaling import check_not_constant
 from ._settings import (
-    auto_batch_size, check_network_size, hidden_sizes, resolve_device, validation_split,
+    auto_batch_size, auto_learning_rate, check_network_size, hidden_sizes, resolve_device, validation_split,
 )
 from ._training import TrainingConfig, diverged, train
 from ._validation import validate_numeric
@@ -124,7 +124,10 @@ def fit_estimator(est, X, *, incremental=False):
         decoder_variance=est.decoder_variance,
         max_iter=1 if incremental else est.max_iter,
         batch_size=min(batch_size, n_samples),
-        learning_rate=est.learning_rate_init,
+        learning_rate=(
+            auto_learning_rate(min(batch_size, n_samples))
+            if est.learning_rate_init == "auto" else est.learning_rate_init
+        ),
         tol=est.tol,
         n_iter_no_change=est.n_iter_no_change,
         constraint=constraint,

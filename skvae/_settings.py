@@ -1,6 +1,7 @@
 """Resolve fit settings: device, threads, batch_size="auto", the early-stopping split, layer sizes."""
 
 import contextlib
+import math
 import numbers
 
 import joblib
@@ -9,8 +10,17 @@ import torch
 
 #: ``batch_size="auto"``: aim for this many minibatches per epoch ...
 AUTO_BATCH_STEPS = 10
-#: ... with the batch size kept in this range.
+#: ... with the batch size kept in this range; ...
 AUTO_BATCH_RANGE = (16, 256)
+#: ... and on large data, batches of ``n_samples // AUTO_LARGE_BATCH_STEPS``
+#: up to AUTO_BATCH_MAX, so a step's arithmetic outweighs its fixed cost
+#: (benchmarks/results/batch_rule.md).
+AUTO_LARGE_BATCH_STEPS = 100
+AUTO_BATCH_MAX = 4096
+#: ``learning_rate_init="auto"``: Adam's step size at batches up to
+#: AUTO_LR_BATCH, grown as the square root of the batch above it.
+AUTO_LR = 1e-3
+AUTO_LR_BATCH = 256
 
 
 def resolve_device(device):
@@ -62,9 +72,25 @@ def torch_threads(n_jobs):
 
 
 def auto_batch_size(n_samples):
-    """``batch_size="auto"``: AUTO_BATCH_STEPS minibatches per epoch, within AUTO_BATCH_RANGE."""
+    """``batch_size="auto"``: ``n // 10`` in [16, 256], or ``n // 100`` in [256, 4096] if larger.
+
+    Small data get about AUTO_BATCH_STEPS steps per epoch (the stopping rule
+    counts epochs); above 25,600 rows the batch grows with the data, at
+    least AUTO_LARGE_BATCH_STEPS steps per epoch, to AUTO_BATCH_MAX.
+    """
     lo, hi = AUTO_BATCH_RANGE
-    return int(min(max(n_samples // AUTO_BATCH_STEPS, lo), hi))
+    small = min(max(n_samples // AUTO_BATCH_STEPS, lo), hi)
+    large = min(n_samples // AUTO_LARGE_BATCH_STEPS, AUTO_BATCH_MAX)
+    return int(max(small, large))
+
+
+def auto_learning_rate(batch_size):
+    """``learning_rate_init="auto"``: 1e-3 up to batch 256, then ``1e-3 * sqrt(batch / 256)``.
+
+    The square-root rule keeps the step's noise about constant as batches
+    grow (the gradient's standard error falls as ``1 / sqrt(batch)``).
+    """
+    return AUTO_LR * math.sqrt(max(batch_size, AUTO_LR_BATCH) / AUTO_LR_BATCH)
 
 
 def validation_split(X, fraction, seed):

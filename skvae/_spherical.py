@@ -87,11 +87,13 @@ class SphericalClusterVAE(_BaseVAE):
     max_iter : int, default=200
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
-        Minibatch size; ``"auto"`` is ``n_samples // 10`` clipped to
+        Minibatch size. ``"auto"`` is ``n_samples // 10`` clipped to
         [16, 256], so that small data sets still get about ten optimizer
-        steps per epoch.
-    learning_rate_init : float, default=1e-3
-        Adam step size.
+        steps per epoch, and above 25,600 rows ``n_samples // 100`` up to
+        4096, so that a step's arithmetic outweighs its fixed cost.
+    learning_rate_init : float or "auto", default="auto"
+        Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
+        ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
     tol : float, default=1e-4
         An epoch improves when its loss per feature beats the best by more
         than ``tol`` (with the learned decoder variance: a relative
@@ -279,7 +281,7 @@ class SphericalClusterVAE(_BaseVAE):
         activation="relu",
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=1e-3,
+        learning_rate_init="auto",
         tol=1e-4,
         n_iter_no_change=10,
         early_stopping=False,

@@ -20,12 +20,29 @@ def _fit(est, X):
 
 
 @pytest.mark.parametrize("n, expected", [(2, 2), (105, 16), (150, 16), (1_000, 100),
-                                         (2_560, 256), (1_000_000, 256)])
+                                         (2_560, 256), (25_600, 256), (30_000, 300),
+                                         (100_000, 1000), (409_600, 4096),
+                                         (1_000_000, 4096)])
 def test_auto_batch_size(n, expected):
     assert min(auto_batch_size(n), n) == expected
     # At least AUTO_BATCH_STEPS steps per epoch wherever the lower bound allows.
     if n // AUTO_BATCH_STEPS >= AUTO_BATCH_RANGE[0]:
         assert n // auto_batch_size(n) >= AUTO_BATCH_STEPS
+
+
+@pytest.mark.parametrize("batch_size, expected", [(16, 1e-3), (256, 1e-3), (1024, 2e-3),
+                                                  (4096, 4e-3)])
+def test_auto_learning_rate_reaches_adam(batch_size, expected):
+    # Read back from the optimizer state the fit keeps (what Adam was given).
+    X = np.random.default_rng(0).normal(size=(4096, 4))
+    for est in (VAE, SphericalClusterVAE):
+        model = _fit(est(batch_size=batch_size, max_iter=1, hidden_layer_sizes=(4,),
+                         n_components=1, warm_start=True, random_state=0), X)
+        lr = model._training_state["optimizer"]["param_groups"][0]["lr"]
+        assert lr == pytest.approx(expected, rel=1e-12)
+    fixed = _fit(VAE(batch_size=1024, learning_rate_init=5e-4, max_iter=1,
+                     hidden_layer_sizes=(4,), warm_start=True, random_state=0), X)
+    assert fixed._training_state["optimizer"]["param_groups"][0]["lr"] == 5e-4
 
 
 def test_small_data_gets_several_steps_per_epoch():
