@@ -85,7 +85,8 @@ def test_threads_benchmark_smoke(tmp_path):
 def test_batch_rule_benchmark_smoke(tmp_path):
     _run_smoke("batch_rule.py", tmp_path)
     md = (tmp_path / "batch_rule_smoke.md").read_text()
-    assert "| synthetic 3k x 64 | 0 | current" in md and "time ratio" in md
+    assert "| synthetic 3k x 64 | 0 | before: n // 10" in md and "| synthetic 3k x 64 | 0 | auto:" in md
+    assert "time ratio / error ratio" in md and "Against the long run" in md
 
 
 def test_lowrank_lambda_max_closed_form(bench_modules):
