@@ -15,7 +15,8 @@ from ._networks import build_vae
 from ._progress import Progress
 from ._scaling import check_not_constant
 from ._settings import (
-    auto_batch_size, auto_learning_rate, check_network_size, hidden_sizes, resolve_device, validation_split,
+    auto_batch_size, auto_learning_rate, check_network_size, hidden_sizes, resolve_device,
+    validation_split,
 )
 from ._training import TrainingConfig, diverged, train
 from ._validation import validate_numeric

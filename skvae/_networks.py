@@ -99,26 +99,31 @@ class _ShellSquaredError(torch.autograd.Function):
         # Few, mostly in-place ops on the (n, 1) columns: at small batches
         # their dispatch, not arithmetic, is the layer's cost.
         s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(_NORM_FLOOR)
-        inv = s.reciprocal_()
-        # c = min(max(slope + r_min / s, 1), r_max / s): the linear branch
-        # exceeds 1 exactly below the knee and r_max / s falls under 1 exactly
-        # above r_max (and stays above the linear branch below the knee).
-        c = torch.minimum((inv * r_min).add_(slope).clamp_min_(1.0), inv * r_max)
-        # c'(s) / s = -r_min / s^3 below the knee, -r_max / s^3 above r_max, 0 between.
-        # (torch.where of Python numbers is float32: exact for training's
-        # dtype, and the product keeps u's dtype.)
-        k = inv.pow(3).mul_(torch.where(c > 1.0, -r_min, torch.where(c < 1.0, -r_max, 0.0)))
+        # rho(s) = clip(s, knee, r_max) + slope * min(s - knee, 0): r_min + slope * s
+        # below the knee, s up to r_max, r_max above.
+        rho = torch.clamp(s, knee, r_max).add_((s - knee).clamp_max_(0.0), alpha=slope)
+        c = rho.div_(s)
         d = torch.addcmul(y, u, c, value=-1.0)
-        ctx.save_for_backward(u, d, c, k)
-        return torch.linalg.vector_norm(d).square_().div_(u.shape[0])
+        ctx.save_for_backward(u, d, c, s)
+        ctx.shell = (r_min, r_max, knee)
+        flat = d.view(-1)
+        return torch.dot(flat, flat).div_(u.shape[0])
 
     @staticmethod
     def backward(ctx, g):
-        u, d, c, k = ctx.saved_tensors
+        u, d, c, s = ctx.saved_tensors
+        r_min, r_max, knee = ctx.shell
         a = g * (-2.0 / u.shape[0])
-        dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
-        grad_u = torch.addcmul(d * (c * a), u, dot.mul_(k).mul_(a)) if ctx.needs_input_grad[0] else None
-        grad_y = d * -a if ctx.needs_input_grad[1] else None
+        grad_u = grad_y = None
+        if ctx.needs_input_grad[0]:
+            # c'(s) / s = -r_min / s^3 below the knee, -r_max / s^3 above r_max, 0 between.
+            # (torch.where of Python numbers is float32: exact for training's dtype.)
+            k = torch.where(s < knee, -r_min, torch.where(s > r_max, -r_max, 0.0))
+            dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
+            coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
+            grad_u = torch.addcmul(d * (c * a), u, coef)
+        if ctx.needs_input_grad[1]:
+            grad_y = d * -a
         return grad_u, grad_y, None, None, None, None
 
 
