@@ -6,14 +6,17 @@ import numpy as np
 
 
 def matmul_rate(size=2048, repeats=5):
-    """Best float32 GFLOP/s of a size x size matmul with torch's current thread setting."""
+    """Best float32 GFLOP/s of a size x size matmul on one thread (the fits' default n_jobs)."""
     import torch
+
+    from skvae._settings import torch_threads
 
     g = torch.Generator().manual_seed(0)
     a = torch.randn((size, size), generator=g)
     b = torch.randn((size, size), generator=g)
-    torch.mm(a, b)  # warm-up
-    best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
+    with torch_threads(None):
+        torch.mm(a, b)  # warm-up
+        best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
 
 

@@ -114,7 +114,7 @@ def fit_hand_written(X, epochs):
     import torch
     from torch import nn
 
-    from skvae._settings import auto_batch_size, auto_learning_rate
+    from skvae._settings import auto_batch_size, auto_learning_rate, torch_threads
 
     n, d = X.shape
     batch = min(auto_batch_size(n), n)  # the same batch and rate as the estimators
@@ -125,8 +125,18 @@ def fit_hand_written(X, epochs):
                         nn.ReLU(), nn.Linear(HIDDEN[1], 2 * N_COMPONENTS))
     dec = nn.Sequential(nn.Linear(N_COMPONENTS, HIDDEN[1]), nn.ReLU(),
                         nn.Linear(HIDDEN[1], HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], d))
+    # torch's default Adam, as a user would write it (skvae uses the fused kernel).
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=auto_learning_rate(batch))
     g = torch.Generator().manual_seed(0)
+    with torch_threads(None):  # one thread, as the estimators' default n_jobs
+        _hand_written_epochs(Y, enc, dec, opt, g, epochs, batch)
+    return enc, dec
+
+
+def _hand_written_epochs(Y, enc, dec, opt, g, epochs, batch):
+    import torch
+
+    n, d = Y.shape
     for _ in range(epochs):
         perm = torch.randperm(n, generator=g)
         for s in range(0, n, batch):
@@ -139,7 +149,6 @@ def fit_hand_written(X, epochs):
             opt.zero_grad()
             loss.backward()
             opt.step()
-    return enc, dec
 
 
 CONTENDERS = {"SphericalClusterVAE": fit_scvae, "VAE": fit_vae, "hand-written loop": fit_hand_written}
