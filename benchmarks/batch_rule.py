@@ -40,10 +40,10 @@ def _large(n, steps):
 RULES = {
     "before: n // 10 in [16, 256], lr 1e-3": lambda n: dict(
         batch_size=int(min(max(n // 10, 16), 256)), learning_rate_init=1e-3),
-    "auto: n // 64 up to 4096, lr 1e-3 sqrt(b / 256)": lambda n: dict(
+    "auto: n // 100 up to 4096, lr 1e-3 sqrt(b / 256)": lambda n: dict(
         batch_size="auto", learning_rate_init="auto"),
-    "n // 100, lr 1e-3 sqrt(b / 256)": lambda n: dict(
-        batch_size=_large(n, 100), learning_rate_init=1e-3 * math.sqrt(_large(n, 100) / 256)),
+    "n // 64, lr 1e-3 sqrt(b / 256)": lambda n: dict(
+        batch_size=_large(n, 64), learning_rate_init=1e-3 * math.sqrt(_large(n, 64) / 256)),
     "n // 100, linear lr 1e-3 b / 256": lambda n: dict(
         batch_size=_large(n, 100), learning_rate_init=min(1e-3 * _large(n, 100) / 256, 1e-2)),
 }

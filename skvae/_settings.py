@@ -15,7 +15,7 @@ AUTO_BATCH_RANGE = (16, 256)
 #: ... and on large data, batches of ``n_samples // AUTO_LARGE_BATCH_STEPS``
 #: up to AUTO_BATCH_MAX, so a step's arithmetic outweighs its fixed cost
 #: (benchmarks/results/batch_rule.md).
-AUTO_LARGE_BATCH_STEPS = 64
+AUTO_LARGE_BATCH_STEPS = 100
 AUTO_BATCH_MAX = 4096
 #: ``learning_rate_init="auto"``: Adam's step size at batches up to
 #: AUTO_LR_BATCH, grown as the square root of the batch above it.
@@ -72,10 +72,10 @@ def torch_threads(n_jobs):
 
 
 def auto_batch_size(n_samples):
-    """``batch_size="auto"``: ``n // 10`` in [16, 256], or ``n // 64`` up to 4096 if larger.
+    """``batch_size="auto"``: ``n // 10`` in [16, 256], or ``n // 100`` up to 4096 if larger.
 
     Small data get about AUTO_BATCH_STEPS steps per epoch (the stopping rule
-    counts epochs); above 16,384 rows the batch grows with the data, at
+    counts epochs); above 25,600 rows the batch grows with the data, at
     least AUTO_LARGE_BATCH_STEPS steps per epoch, to AUTO_BATCH_MAX.
     """
     lo, hi = AUTO_BATCH_RANGE

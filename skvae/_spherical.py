@@ -89,7 +89,7 @@ class SphericalClusterVAE(_BaseVAE):
     batch_size : int or "auto", default="auto"
         Minibatch size. ``"auto"`` is ``n_samples // 10`` clipped to
         [16, 256], so that small data sets still get about ten optimizer
-        steps per epoch, and above 16,384 rows ``n_samples // 64`` up to
+        steps per epoch, and above 25,600 rows ``n_samples // 100`` up to
         4096, so that a step's arithmetic outweighs its fixed cost.
     learning_rate_init : float or "auto", default="auto"
         Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
