@@ -89,6 +89,16 @@ def test_batch_rule_benchmark_smoke(tmp_path):
     assert "time ratio / error ratio" in md and "Against the long run" in md
 
 
+def test_kmeans_init_benchmark_smoke(tmp_path):
+    _run_smoke("kmeans_init.py", tmp_path)
+    md = (tmp_path / "kmeans_init_smoke.md").read_text()
+    assert "| iris | 150 | 4 | 2 |" in md and "| synthetic 3k | 3,000 | 1 | 2 |" in md
+    # Every W is at least the best W found, so every ratio is >= 1.
+    ratios = [float(cell) for line in md.splitlines() if line.startswith("| iris")
+              for cell in line.split("|")[5:7]]
+    assert len(ratios) == 6 and min(ratios) >= 1.0
+
+
 def test_lowrank_lambda_max_closed_form(bench_modules):
     cases, _ = bench_modules
     # Population covariance built directly, then turned into a correlation
