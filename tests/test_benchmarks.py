@@ -1,5 +1,6 @@
 """The benchmark scripts run end to end on tiny settings, and their data and ablations are what they claim."""
 
+import re
 import subprocess
 import sys
 import warnings
@@ -97,6 +98,17 @@ def test_kmeans_init_benchmark_smoke(tmp_path):
     ratios = [float(cell) for line in md.splitlines() if line.startswith("| iris")
               for cell in line.split("|")[5:7]]
     assert len(ratios) == 6 and min(ratios) >= 1.0
+
+
+def test_step_overhead_benchmark_smoke(tmp_path):
+    _run_smoke("step_overhead.py", tmp_path)
+    md = (tmp_path / "step_overhead_smoke.md").read_text()
+    assert "| 64 | plain VAE loss |" in md and "| 64 | shell, fused (skvae) |" in md
+    assert "| iris |" in md
+    # The three shell formulations agree with each other to rounding (float64).
+    line = next(l for l in md.splitlines() if l.startswith("Largest difference"))
+    diffs = [float(v) for v in re.findall(r": ([0-9.]+e[-+][0-9]+)", line)]
+    assert len(diffs) == 3 and max(diffs) < 1e-10
 
 
 def test_lowrank_lambda_max_closed_form(bench_modules):
