@@ -1,4 +1,4 @@
-"""One-paragraph description of the machine and software a benchmark ran on."""
+"""The machine and software a benchmark runs on: its description, the commit, optional packages."""
 
 import os
 import platform
@@ -37,6 +37,15 @@ def git_commit():
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return head + (" +changes" if dirty.strip() else "")
+
+
+def has_umap():
+    """Whether umap-learn (the ``bench`` extra) is installed."""
+    try:
+        import umap  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def describe(commit=None):

@@ -5,6 +5,8 @@ import warnings
 
 import numpy as np
 
+from _machine import has_umap
+
 N_TEST = 10_000
 #: The long run the VAEs' default fits are judged against (the performance
 #: issue's reference): 300 epochs at batch 200, Adam 1e-3, no stopping rule.
@@ -52,13 +54,10 @@ def measure(X_all, sizes, *, n_components=2, long_up_to=100_000, umap_up_to=100_
     IncrementalPCA's is PCA. PCA and UMAP are reported as they are.
     """
     rows = []
+    umap_installed = has_umap()
     for n in sizes:
         X, X_test = X_all[:n], X_all[-N_TEST:]
-        try:
-            import umap  # noqa: F401
-            with_umap = n <= umap_up_to
-        except ImportError:
-            with_umap = False
+        with_umap = umap_installed and n <= umap_up_to
         pca_error = None
         for name, make in _contenders(n_components, with_umap).items():
             if name == "VAE" and n > vae_up_to:

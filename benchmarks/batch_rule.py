@@ -13,10 +13,8 @@ against it.
     python benchmarks/batch_rule.py [--smoke] [--seeds 2] [--output DIR]
 """
 
-import argparse
 import datetime
 import math
-import subprocess
 import sys
 import time
 import warnings
@@ -26,9 +24,12 @@ import numpy as np
 import torch
 
 from skvae import SphericalClusterVAE
-from skvae._settings import auto_batch_size, auto_learning_rate
+from skvae._settings import batch_and_learning_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cli import parser as cli_parser  # noqa: E402
+from _cli import write_report  # noqa: E402
+from _machine import git_commit  # noqa: E402
 from speed import synthetic  # noqa: E402
 
 
@@ -84,15 +85,12 @@ def _heldout_error(est, X):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
+    parser = cli_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
     args = parser.parse_args(argv)
     start = time.perf_counter()
     # Read now: the code this run imports is this commit's, whatever HEAD is later.
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
+    commit = git_commit()
     n_test = 500 if args.smoke else 10_000
     rows = []
     for name, X in data_sets(args.smoke).items():
@@ -112,11 +110,9 @@ def main(argv=None):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     est.fit(Xtr)
-                batch = params.get("batch_size", "auto")
-                batch = min(auto_batch_size(len(Xtr)) if batch == "auto" else batch, len(Xtr))
-                lr = params["learning_rate_init"]
-                rows.append(dict(data=name, seed=seed, rule=rule, batch=batch,
-                                 lr=auto_learning_rate(batch) if lr == "auto" else lr,
+                batch, lr = batch_and_learning_rate(params.get("batch_size", "auto"),
+                                                    params["learning_rate_init"], len(Xtr))
+                rows.append(dict(data=name, seed=seed, rule=rule, batch=batch, lr=lr,
                                  seconds=time.perf_counter() - t, epochs=est.n_iter_,
                                  error=_heldout_error(est, Xte),
                                  certified=bool(est.collapse_certified_)))
@@ -162,10 +158,7 @@ def main(argv=None):
                      for b in (pick(ref["data"], ref["seed"], rule) for rule in RULES)]
             lines.append(f"| {ref['seed']} | {ref['seconds']:.1f} | {ref['error']:.6g} | "
                          + " | ".join(cells) + " |")
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / ("batch_rule_smoke.md" if args.smoke else "batch_rule.md")).write_text(
-        "\n".join(lines) + "\n")
+    write_report(args.output, "batch_rule", args.smoke, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

@@ -29,7 +29,6 @@ Writes ``collapse.md`` (tables), ``collapse.csv`` (one row per fit) and
 per method) into ``--output``.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -40,6 +39,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _cli import parser as cli_parser  # noqa: E402
 
 from _collapse_cases import (
     DATASETS,
@@ -289,11 +289,8 @@ def plot(df, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = cli_parser(__doc__, "tiny data and 3 epochs: checks the code, not the method")
     parser.add_argument("--quick", action="store_true", help="reduced grid (3 seeds)")
-    parser.add_argument("--smoke", action="store_true",
-                        help="tiny data and 3 epochs: checks the code, not the method")
-    parser.add_argument("--output", type=Path, default=HERE / "results")
     parser.add_argument("--n-jobs", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--seeds", type=int, default=None, help="override seeds per cell")
     args = parser.parse_args(argv)

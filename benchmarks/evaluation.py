@@ -29,7 +29,6 @@ Usage::
 Writes ``evaluation.md``, ``evaluation.csv`` (one row per fit) into ``--output``.
 """
 
-import argparse
 import sys
 import time
 import warnings
@@ -41,9 +40,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _cli import parser as cli_parser  # noqa: E402
 
 from _datasets import DATASETS, load  # noqa: E402
 from _evaluation_report import report  # noqa: E402
+from _machine import has_umap  # noqa: E402
 
 N_COMPONENTS = 2
 FREE_BITS = 0.5
@@ -227,7 +228,7 @@ def jobs(datasets, seeds, smoke):
         for seed in range(seeds):
             for regime in regimes:
                 for method, (kind, params) in methods(regime).items():
-                    if kind == "umap" and (smoke or not _has_umap()):
+                    if kind == "umap" and (smoke or not has_umap()):
                         continue
                     out.append(dict(dataset=name, seed=seed, regime=regime, method=method,
                                     kind=kind, params=params,
@@ -256,14 +257,6 @@ def jobs(datasets, seeds, smoke):
     return sorted(out, key=lambda j: (j["regime"] != "grid", j["regime"] != "convergence"))
 
 
-def _has_umap():
-    try:
-        import umap  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _data_packages():
     """Markdown line: versions of the packages the data and UMAP come from."""
     from importlib.metadata import PackageNotFoundError, version
@@ -283,12 +276,10 @@ def main(argv=None):
     sys.path.insert(0, str(HERE.parent))
     from _machine import describe  # noqa: E402
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny run for the tests")
+    parser = cli_parser(__doc__, "tiny run for the tests")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--datasets", nargs="*", default=None)
     parser.add_argument("--n-jobs", type=int, default=2)
-    parser.add_argument("--output", default=str(HERE / "results"))
     parser.add_argument("--only", nargs="*", default=None,
                         help="run only these regimes (beta1 beta50 sigma2x convergence grid)")
     parser.add_argument("--merge", default=None,

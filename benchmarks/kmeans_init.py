@@ -11,7 +11,6 @@ One thread for K-means' OpenMP loops unless OMP_NUM_THREADS says otherwise.
     python benchmarks/kmeans_init.py [--smoke] [--output DIR]
 """
 
-import argparse
 import datetime
 import sys
 import time
@@ -24,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _datasets import DATASETS, load  # noqa: E402
+from _cli import parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from speed import synthetic  # noqa: E402
 
@@ -49,10 +49,7 @@ def _fit(Y, n_init, seed):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args(argv)
+    args = parser(__doc__).parse_args(argv)
     start, commit = time.perf_counter(), git_commit()
     rows = []
     for name, (X, n_seeds, n_ref) in data_sets(args.smoke).items():
@@ -81,10 +78,7 @@ def main(argv=None):
     worst = {k: max(r["worst"] for r in rows if r["n_init"] == k) for k in N_INITS}
     lines += ["", "Worst W / best over all data sets: " + ", ".join(
         f"n_init={k}: {w:.4f}" for k, w in worst.items()) + "."]
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ("kmeans_init_smoke.md" if args.smoke else "kmeans_init.md")
-    path.write_text("\n".join(lines) + "\n")
+    path = write_report(args.output, "kmeans_init", args.smoke, "\n".join(lines) + "\n")
     print(f"wrote {path}")
 
 

@@ -44,6 +44,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+from _cli import parser as cli_parser  # noqa: E402
 
 FULL = dict(
     rounds=7, big_rounds=7, digits_epochs=25, big_rows=20_000, big_epochs=25,
@@ -114,10 +115,11 @@ def fit_hand_written(X, epochs):
     import torch
     from torch import nn
 
-    from skvae._settings import auto_batch_size, auto_learning_rate, torch_threads
+    from skvae._settings import batch_and_learning_rate, torch_threads
 
     n, d = X.shape
-    batch = min(auto_batch_size(n), n)  # the same batch and rate as the estimators
+    # The same batch and rate as the estimators.
+    batch, rate = batch_and_learning_rate("auto", "auto", n)
     scale = X.std(axis=0)
     Y = torch.as_tensor((X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0),
                         dtype=torch.float32)
@@ -126,7 +128,7 @@ def fit_hand_written(X, epochs):
     dec = nn.Sequential(nn.Linear(N_COMPONENTS, HIDDEN[1]), nn.ReLU(),
                         nn.Linear(HIDDEN[1], HIDDEN[0]), nn.ReLU(), nn.Linear(HIDDEN[0], d))
     # torch's default Adam, as a user would write it (skvae uses the fused kernel).
-    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=auto_learning_rate(batch))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=rate)
     g = torch.Generator().manual_seed(0)
     with torch_threads(None):  # one thread, as the estimators' default n_jobs
         _hand_written_epochs(Y, enc, dec, opt, g, epochs, batch)
@@ -288,9 +290,7 @@ def io_costs(n_rows, tmp):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
-    parser.add_argument("--output", type=Path, default=HERE / "results")
+    parser = cli_parser(__doc__)
     parser.add_argument("--probe", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.probe:

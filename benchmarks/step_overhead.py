@@ -17,7 +17,6 @@ layer is the identity (a fast path could skip the layer there).
     python benchmarks/step_overhead.py [--smoke] [--output DIR]
 """
 
-import argparse
 import datetime
 import statistics
 import sys
@@ -34,6 +33,7 @@ from skvae._networks import build_vae
 from skvae._training import _fused_adam
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _cli import parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from speed import synthetic  # noqa: E402
 
@@ -173,10 +173,7 @@ def in_band_fraction(data):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args(argv)
+    args = parser(__doc__).parse_args(argv)
     start, commit = time.perf_counter(), git_commit()
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -212,10 +209,7 @@ def main(argv=None):
               "SphericalClusterVAE at its defaults (`random_state=0`).", "",
               "| data | epochs | steps | share of steps in band |", "|---|---|---|---|"]
     lines += [f"| {name} | {e} | {n} | {f:.3f} |" for name, (e, n, f) in band.items()]
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / ("step_overhead_smoke.md" if args.smoke else "step_overhead.md")
-    path.write_text("\n".join(lines) + "\n")
+    path = write_report(args.output, "step_overhead", args.smoke, "\n".join(lines) + "\n")
     print(path.read_text())
 
 

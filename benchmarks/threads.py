@@ -9,13 +9,11 @@ alternated rounds, and writes medians and paired ratios.
     python benchmarks/threads.py [--smoke] [--output DIR]
 """
 
-import argparse
 import datetime
 import json
 import multiprocessing
 import os
 import platform
-import subprocess
 import sys
 import time
 import warnings
@@ -26,6 +24,10 @@ import numpy as np
 import torch
 
 from skvae import SphericalClusterVAE
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli import parser, write_report  # noqa: E402
+from _machine import git_commit  # noqa: E402
 
 
 def _spin():
@@ -44,10 +46,9 @@ def _fit_seconds(X, n_jobs, epochs):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true", help="tiny sizes: checks the code only")
-    parser.add_argument("--output", default=str(Path(__file__).parent / "results"))
-    args = parser.parse_args(argv)
+    args = parser(__doc__).parse_args(argv)
+    # Read now: the code this run imports is this commit's, whatever HEAD is later.
+    commit = git_commit()
     n, epochs, rounds = (2000, 1, 1) if args.smoke else (20000, 5, 5)
     X = np.random.default_rng(0).normal(size=(n, 50))
     settings = {"n_jobs=None (1 thread)": None, "n_jobs=-1 (all CPUs)": -1}
@@ -67,8 +68,6 @@ def main(argv=None):
                 if spinner is not None:
                     spinner.terminate()
                     spinner.join()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=Path(__file__).parent).stdout.strip()
     lines = [
         "# Busy-machine benchmark",
         "",
@@ -93,11 +92,8 @@ def main(argv=None):
         lines.append(f"| {label} | {np.median(idle):.2f} | {np.median(busy):.2f} | {ratio:.2f} |")
     lines += ["", "Target (performance issue): a default fit beside one CPU-bound process "
               "takes at most 2x its idle time."]
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    name = "threads_smoke" if args.smoke else "threads"
-    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
-    (out / f"{name}.json").write_text(json.dumps(result, indent=1))
+    write_report(args.output, "threads", args.smoke, "\n".join(lines) + "\n")
+    write_report(args.output, "threads", args.smoke, json.dumps(result, indent=1), suffix=".json")
     print("\n".join(lines))
     return 0
 

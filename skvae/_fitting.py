@@ -15,8 +15,7 @@ from ._networks import build_vae
 from ._progress import Progress
 from ._scaling import check_not_constant
 from ._settings import (
-    auto_batch_size, auto_learning_rate, check_network_size, hidden_sizes, resolve_device,
-    validation_split,
+    batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, validation_split,
 )
 from ._training import TrainingConfig, diverged, train
 from ._validation import validate_numeric
@@ -112,8 +111,8 @@ def fit_estimator(est, X, *, incremental=False):
             device=device,
             generator=generator,
         )
-    batch_size = (
-        auto_batch_size(n_samples) if est.batch_size == "auto" else est.batch_size
+    batch_size, learning_rate = batch_and_learning_rate(
+        est.batch_size, est.learning_rate_init, n_samples
     )
     # With resume the band is the first fit's; explained_fraction_ refers to
     # the rows of this call.
@@ -124,11 +123,8 @@ def fit_estimator(est, X, *, incremental=False):
         beta=est.beta,
         decoder_variance=est.decoder_variance,
         max_iter=1 if incremental else est.max_iter,
-        batch_size=min(batch_size, n_samples),
-        learning_rate=(
-            auto_learning_rate(min(batch_size, n_samples))
-            if est.learning_rate_init == "auto" else est.learning_rate_init
-        ),
+        batch_size=batch_size,
+        learning_rate=learning_rate,
         tol=est.tol,
         n_iter_no_change=est.n_iter_no_change,
         constraint=constraint,

@@ -93,6 +93,13 @@ def auto_learning_rate(batch_size):
     return AUTO_LR * math.sqrt(max(batch_size, AUTO_LR_BATCH) / AUTO_LR_BATCH)
 
 
+def batch_and_learning_rate(batch_size, learning_rate_init, n_samples):
+    """(batch, Adam step size) a fit on ``n_samples`` rows uses: "auto" resolved, batch <= n."""
+    batch = min(auto_batch_size(n_samples) if batch_size == "auto" else batch_size, n_samples)
+    rate = auto_learning_rate(batch) if learning_rate_init == "auto" else learning_rate_init
+    return batch, rate
+
+
 def validation_split(X, fraction, seed):
     """Rows for training and the held-out rows for early stopping (at least 1 each)."""
     n = X.shape[0]

@@ -45,6 +45,16 @@ def test_auto_learning_rate_reaches_adam(batch_size, expected):
     assert fixed._training_state["optimizer"]["param_groups"][0]["lr"] == 5e-4
 
 
+def test_auto_learning_rate_follows_the_batch_actually_used():
+    # A batch larger than the data is cut to the data, and the rate follows
+    # the cut batch: 1e-3 * sqrt(1000 / 256), not sqrt(4096 / 256).
+    X = np.random.default_rng(0).normal(size=(1000, 4))
+    model = _fit(VAE(batch_size=4096, max_iter=1, hidden_layer_sizes=(4,), n_components=1,
+                     warm_start=True, random_state=0), X)
+    lr = model._training_state["optimizer"]["param_groups"][0]["lr"]
+    assert lr == pytest.approx(1e-3 * np.sqrt(1000 / 256), rel=1e-12)
+
+
 def test_small_data_gets_several_steps_per_epoch():
     # 105 rows used to be one Adam step per epoch (batch 200): the stopping
     # rule then saw one noisy step per "epoch" and stopped after ~60 steps.
