@@ -78,9 +78,12 @@ class VAE(_BaseVAE):
     learning_rate_init : float or "auto", default="auto"
         Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
         ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
-    tol : float, default=1e-4
+    tol : float, default=1e-3
         An epoch improves when its loss per feature beats the best by more
         than ``tol``.
+        1e-3 (scikit-learn's MLPs use 1e-4) stopped data sets of 30k-110k
+        rows in 0.54-0.99 of the time at most 1.6% worse held-out, and left
+        small ones about unchanged (:ref:`user guide <choices>`).
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement.
     early_stopping : bool, default=False
@@ -209,7 +212,7 @@ class VAE(_BaseVAE):
         max_iter=200,
         batch_size="auto",
         learning_rate_init="auto",
-        tol=1e-4,
+        tol=1e-3,
         n_iter_no_change=10,
         early_stopping=False,
         validation_fraction=0.1,

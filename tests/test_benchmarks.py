@@ -90,6 +90,18 @@ def test_batch_rule_benchmark_smoke(tmp_path):
     assert "time ratio / error ratio" in md and "Against the long run" in md
 
 
+def test_stopping_rule_benchmark_smoke(tmp_path):
+    _run_smoke("stopping_rule.py", tmp_path)
+    md = (tmp_path / "stopping_rule_smoke.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| SphericalClusterVAE | ")
+            or line.startswith("| VAE | ")]
+    # iris and wine for both estimators; every candidate ran the smoke's 2 epochs.
+    assert len(rows) == 4
+    assert all(cell.strip().startswith("2, ") for row in rows for cell in row.split("|")[3:6])
+    assert "| synthetic 3k x 64 | 0 | long run: 300 epochs" in md
+    assert "Against the long run" in md
+
+
 def test_kmeans_init_benchmark_smoke(tmp_path):
     _run_smoke("kmeans_init.py", tmp_path)
     md = (tmp_path / "kmeans_init_smoke.md").read_text()
