@@ -274,7 +274,7 @@ def main(argv=None):
     import pandas as pd
 
     sys.path.insert(0, str(HERE.parent))
-    from _machine import describe  # noqa: E402
+    from _machine import describe, git_commit  # noqa: E402
 
     parser = cli_parser(__doc__, "tiny run for the tests")
     parser.add_argument("--seeds", type=int, default=3)
@@ -291,6 +291,8 @@ def main(argv=None):
     if args.only:
         todo = [j for j in todo if j["regime"] in args.only]
     start = time.perf_counter()
+    # Read now: writing evaluation.csv below changes the checkout.
+    commit = git_commit()
     rows = []
     with get_context("spawn").Pool(args.n_jobs, initializer=_init_worker) as pool:
         for i, out in enumerate(pool.imap_unordered(_dispatch, todo), 1):
@@ -308,7 +310,7 @@ def main(argv=None):
     header = (
         "# Evaluation on real data\n\n"
         f"Command: `python benchmarks/evaluation.py {' '.join(argv or sys.argv[1:])}`\n\n"
-        + "\n".join([*describe(), _data_packages()]) + "\n\n"
+        + "\n".join([*describe(commit), _data_packages()]) + "\n\n"
         f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
         f"{time.perf_counter() - start:.0f} s with {args.n_jobs} worker processes "
         "(1 torch thread each).\n\nData sets: "
