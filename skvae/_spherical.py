@@ -100,7 +100,10 @@ class SphericalClusterVAE(_BaseVAE):
         improvement of the reconstruction loss of about ``2 * tol``).
         1e-3 (scikit-learn's MLPs use 1e-4) stopped data sets of 30k-110k
         rows in 0.54-0.99 of the time at most 1.6% worse held-out, and left
-        small ones about unchanged (:ref:`user guide <choices>`).
+        small ones about unchanged (:ref:`user guide <choices>`). With a
+        fixed ``decoder_variance`` the loss per feature scales like
+        ``1 / decoder_variance``, so a large variance stops sooner; pass a
+        smaller ``tol`` there.
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.
