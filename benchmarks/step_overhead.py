@@ -10,11 +10,15 @@ elementwise op or a bare custom autograd Function costs inside a full step.
 Variants alternate within each round; the table gives medians of the
 per-round ratios to the plain step.
 
+With ``--compile`` the autograd per-row scale formulation also runs
+through ``torch.compile`` (inductor; needs a C++ compiler), to see whether
+a compiled loss would remove the overhead.
+
 A second section fits SphericalClusterVAE at its defaults and counts the
 training steps in which every decoded row already lies where the output
 layer is the identity (a fast path could skip the layer there).
 
-    python benchmarks/step_overhead.py [--smoke] [--output DIR]
+    python benchmarks/step_overhead.py [--smoke] [--compile] [--output DIR]
 """
 
 import datetime
@@ -173,7 +177,13 @@ def in_band_fraction(data):
 
 
 def main(argv=None):
-    args = parser(__doc__).parse_args(argv)
+    cli = parser(__doc__)
+    cli.add_argument("--compile", action="store_true",
+                     help="also time the per-row scale loss through torch.compile")
+    args = cli.parse_args(argv)
+    if args.compile:
+        VARIANTS["shell, autograd per-row scale, torch.compile"] = torch.compile(
+            _scaled, dynamic=False)
     start, commit = time.perf_counter(), git_commit()
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
