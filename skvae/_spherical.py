@@ -99,8 +99,8 @@ class SphericalClusterVAE(_BaseVAE):
         than ``tol`` (with the learned decoder variance: a relative
         improvement of the reconstruction loss of about ``2 * tol``).
         1e-3 (scikit-learn's MLPs use 1e-4) stopped data sets of 30k-110k
-        rows in 0.54-0.99 of the time at most 1.6% worse held-out, and left
-        small ones about unchanged (:ref:`user guide <choices>`). With a
+        rows in 0.54-0.99 of the time, with at most 1.6% more held-out
+        error, and left small ones about unchanged (:ref:`user guide <choices>`). With a
         fixed ``decoder_variance`` the loss per feature scales like
         ``1 / decoder_variance``, so a large variance stops sooner; pass a
         smaller ``tol`` there.
