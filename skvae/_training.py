@@ -134,6 +134,22 @@ class _Multiplier:
         return float(self.log_value), average
 
 
+def improvement_threshold(config, reconstruction, n_features):
+    """The drop of the loss per feature that counts as an improvement: ``tol`` in relative R.
+
+    With the learned decoder variance the loss per feature is
+    ``log(R)/2 + beta KL / n_features``, so ``tol`` is a relative drop of R
+    of about ``2 tol`` whatever the data. With a fixed variance ``sigma^2``
+    the reconstruction part is ``R / (2 sigma^2 n_features)``; the same
+    relative drop of R, at the epoch's ``reconstruction`` R, moves it by
+    ``tol R / (sigma^2 n_features)``, which is returned so that ``tol``
+    means the same there (an absolute ``tol`` stops large variances early).
+    """
+    if config.decoder_variance == "learned":
+        return config.tol
+    return config.tol * reconstruction / (config.decoder_variance * n_features)
+
+
 def diverged(epoch, config):
     """The ValueError for a non-finite loss or weights at 0-based ``epoch`` of this run.
 
@@ -219,7 +235,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     The stopping rule compares objectives per feature: with the learned
     decoder variance that is ``log(R)/2 + beta KL / n_features``, whose
     changes are relative changes of R, so ``tol`` means the same on every
-    data set whatever its scale or dimension.
+    data set whatever its scale or dimension; with a fixed variance the
+    threshold is rescaled to the same relative change of R
+    (:func:`improvement_threshold`).
     """
     n_samples, n_features = Y.shape
     optimizer = torch.optim.Adam(
@@ -296,8 +314,10 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
                     f"  lambda {multiplier.value:.4g}"
                 )
             config.progress.epoch(epoch, msg)
-        # sklearn's MLP rule: count epochs that fail to improve on the best by tol.
-        stall = stall + 1 if monitored > best - config.tol else 0
+        # sklearn's MLP rule: count epochs that fail to improve on the best by
+        # tol, read as a relative drop of R (improvement_threshold).
+        threshold = improvement_threshold(config, recon_total / n_samples, n_features)
+        stall = stall + 1 if monitored > best - threshold else 0
         if monitored < best:
             best = monitored
             if Y_val is not None and multiplier.feasible:

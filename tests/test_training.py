@@ -75,6 +75,29 @@ def test_stopping_rule_is_scale_free():
     assert_allclose(a.loss_curve_, b.loss_curve_, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("variance", ["learned", 0.05, 3.0, 400.0])
+def test_improvement_threshold_is_a_relative_drop_of_R(variance):
+    # ``tol`` must mean "R fell by about 2 tol" whatever the decoder variance:
+    # the threshold equals the loss-per-feature change that such a drop makes
+    # (the loss's reconstruction term written out here, KL held fixed).
+    from skvae._training import TrainingConfig, improvement_threshold
+
+    tol, n_features = 1e-3, 7
+    config = TrainingConfig(beta=1.0, decoder_variance=variance, max_iter=1, batch_size=8,
+                            learning_rate=1e-3, tol=tol, n_iter_no_change=10)
+    for R in (1e-3, 0.7, 52.0):
+        if variance == "learned":
+            def term(r):
+                return 0.5 * n_features * np.log(r)
+        else:
+            def term(r):
+                return r / (2.0 * variance)
+        drop = (term(R) - term(R * (1 - 2 * tol))) / n_features
+        threshold = improvement_threshold(config, R, n_features)
+        # Exact for a fixed variance; to first order in tol for log R.
+        assert threshold == pytest.approx(drop, rel=1e-12 if variance != "learned" else 2e-3)
+
+
 @pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
 def test_early_stopping_holds_out_rows_and_restores_the_best_epoch(Est):
     X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
