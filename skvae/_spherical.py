@@ -96,14 +96,13 @@ class SphericalClusterVAE(_BaseVAE):
         ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
     tol : float, default=1e-3
         An epoch improves when its loss per feature beats the best by more
-        than ``tol`` (with the learned decoder variance: a relative
-        improvement of the reconstruction loss of about ``2 * tol``).
-        1e-3 (scikit-learn's MLPs use 1e-4) stopped data sets of 30k-110k
-        rows in 0.54-0.99 of the time, with at most 1.6% more held-out
-        error, and left small ones about unchanged (:ref:`user guide <choices>`). With a
-        fixed ``decoder_variance`` the loss per feature scales like
-        ``1 / decoder_variance``, so a large variance stops sooner; pass a
-        smaller ``tol`` there.
+        than a threshold that stands for a relative improvement of the
+        reconstruction loss R of about ``2 * tol``: ``tol`` itself with the
+        learned decoder variance, ``tol * R / (decoder_variance *
+        n_features)`` with a fixed one. 1e-3 (scikit-learn's MLPs use 1e-4)
+        stopped data sets of 30k-110k rows in 0.54-0.99 of the time, with at
+        most 1.6% more held-out error, and left small ones about unchanged
+        (:ref:`user guide <choices>`).
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.

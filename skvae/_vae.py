@@ -80,14 +80,14 @@ class VAE(_BaseVAE):
         ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
     tol : float, default=1e-3
         An epoch improves when its loss per feature beats the best by more
-        than ``tol``.
-        1e-3 (scikit-learn's MLPs use 1e-4) was chosen with
-        :class:`SphericalClusterVAE`, which trains through the same loop; on
-        the evaluation's small data sets it left this estimator's held-out
-        error about unchanged (:ref:`user guide <choices>`). With a
-        fixed ``decoder_variance`` the loss per feature scales like
-        ``1 / decoder_variance``, so a large variance stops sooner; pass a
-        smaller ``tol`` there.
+        than a threshold that stands for a relative improvement of the
+        reconstruction loss R of about ``2 * tol``: ``tol`` itself with the
+        learned decoder variance, ``tol * R / (decoder_variance *
+        n_features)`` with a fixed one. 1e-3 (scikit-learn's MLPs use 1e-4)
+        was chosen with :class:`SphericalClusterVAE`, which trains through
+        the same loop; on the evaluation's small data sets it left this
+        estimator's held-out error about unchanged (:ref:`user guide
+        <choices>`).
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement.
     early_stopping : bool, default=False
