@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser  # noqa: E402
 from _cli import write_report  # noqa: E402
 from _machine import git_commit  # noqa: E402
+from _time_to_quality import LONG as LONG_RUN  # noqa: E402
 from speed import synthetic  # noqa: E402
 
 
@@ -99,8 +100,7 @@ def main(argv=None):
             Xtr, Xte = Xp[:-n_test], Xp[-n_test:]
             rules = dict(RULES)
             if name == next(iter(data_sets(args.smoke))):
-                rules[LONG] = lambda n: dict(batch_size=200, learning_rate_init=1e-3,
-                                             max_iter=300, tol=0.0, n_iter_no_change=300)
+                rules[LONG] = lambda n: dict(LONG_RUN)
             for rule, params in rules.items():
                 params = {"max_iter": 200, **params(len(Xtr))}
                 if args.smoke:

@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser, write_report  # noqa: E402
 from _datasets import DATASETS, SKLEARN_ONLY  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
-from batch_rule import LONG, data_sets  # noqa: E402
+from _time_to_quality import LONG as LONG_RUN  # noqa: E402
+from batch_rule import LONG, _heldout_error, data_sets  # noqa: E402
 from evaluation import _split  # noqa: E402
 
 #: name -> (tol, n_iter_no_change); ratios are against the first, scikit-learn's MLP
@@ -120,18 +121,15 @@ def large_sets(smoke):
                 X_tr, X_te = Xp[:-n_test], Xp[-n_test:]
                 runs = {c: dict(tol=t, n_iter_no_change=p) for c, (t, p) in CANDIDATES.items()}
                 if name == first:
-                    runs[LONG] = dict(batch_size=200, learning_rate_init=1e-3, max_iter=300,
-                                      tol=0.0, n_iter_no_change=300)
+                    runs[LONG] = dict(LONG_RUN)
                 for rule in _rotated(runs, seed):
                     params = runs[rule]
                     if smoke:
                         params["max_iter"] = 2
                     est = SphericalClusterVAE(random_state=seed, **params)
                     seconds = _quiet_fit(est, X_tr)
-                    error = float(np.mean(np.sum(
-                        (est.inverse_transform(est.transform(X_te)) - X_te) ** 2, axis=1)))
                     rows.append(dict(data=name, seed=seed, rule=rule, seconds=seconds,
-                                     epochs=est.n_iter_, error=error))
+                                     epochs=est.n_iter_, error=_heldout_error(est, X_te)))
                     print(rows[-1], flush=True)
     finally:
         torch.set_num_threads(previous)
