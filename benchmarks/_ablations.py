@@ -38,12 +38,13 @@ class ConstraintWithoutShell(_BaseVAE):
         decoder_variance="learned",
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        linear_path=True,
         max_iter=200,
         batch_size="auto",
-        learning_rate_init=1e-3,
-        tol=1e-4,
+        learning_rate_init="auto",
+        tol=1e-3,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         warm_start=False,
         n_certificate_passes=10,
@@ -57,6 +58,7 @@ class ConstraintWithoutShell(_BaseVAE):
         self.decoder_variance = decoder_variance
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.linear_path = linear_path
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -73,21 +75,22 @@ class ConstraintWithoutShell(_BaseVAE):
         self.n_clusters = n_clusters
         self.margin = margin
 
-    def _fit_representation(self, X, seed, progress=None):
+    def _fit_data_map(self, X, progress):
         scaler = StandardScaler().fit(X)
-        Y = scaler.transform(X)
+        return dict(scaler_=scaler), scaler.transform(X)
+
+    def _fit_band(self, Y, ppca, seed, progress):
         region = fit_feasible_region(
             Y, n_clusters=self.n_clusters, r_min=0.0, r_max=np.inf,
             margin=self.margin, random_state=seed,
         )
         attrs = dict(
-            scaler_=scaler,
             total_variance_=region.total_variance,
             collapse_loss_=region.collapse_loss,
             within_cluster_variance_=region.within_cluster_variance,
             reconstruction_target_=region.reconstruction_target,
         )
-        return attrs, Y, Constraint(region.reconstruction_target, region.collapse_loss)
+        return attrs, Constraint(region.reconstruction_target, region.collapse_loss)
 
     # The same data map as the conventional VAE: standardization only.
     _collapse_loss = VAE._collapse_loss
@@ -107,9 +110,9 @@ class ShellWithoutConstraint(SphericalClusterVAE):
     the same delta_collapse, but the reconstruction constraint is not imposed.
     """
 
-    def _fit_representation(self, X, seed, progress=None):
-        attrs, Y, _ = super()._fit_representation(X, seed, progress)
-        return attrs, Y, None
+    def _fit_band(self, Y, ppca, seed, progress):
+        attrs, _ = super()._fit_band(Y, ppca, seed, progress)
+        return attrs, None
 
     def _constraint(self):
         return None

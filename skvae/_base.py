@@ -25,6 +25,9 @@ from ._scaling import row_norms, standardize
 from ._training import Constraint
 from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
 
+#: ``early_stopping="auto"`` holds out rows from this many training rows on.
+AUTO_EARLY_STOPPING_MIN_ROWS = 20
+
 #: Upper bound of the real parameters that enter float32 training arithmetic
 #: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
 #: value or its square no longer fits in float32.
@@ -68,7 +71,8 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         ],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
-        "early_stopping": ["boolean"],
+        "early_stopping": ["boolean", StrOptions({"auto"})],
+        "linear_path": ["boolean"],
         "warm_start": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "n_certificate_passes": [Interval(numbers.Integral, 10, None, closed="left")],
@@ -80,12 +84,18 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     # ----------------------------------------------------------- subclass hooks
     @abstractmethod
-    def _fit_representation(self, X, seed, progress):
-        """Fit the data map on X; return (fitted attributes, Y, constraint).
+    def _fit_data_map(self, X, progress):
+        """Fit the data map on X; return (fitted attributes, Y), Y the modelled rows.
 
         ``progress`` (a :class:`~skvae._progress.Progress`) times the phases.
+        """
 
-        The attributes include ``total_variance_`` and ``collapse_loss_``.
+    @abstractmethod
+    def _fit_band(self, Y, ppca, seed, progress):
+        """Fit what constrains training on Y; return (fitted attributes, constraint or None).
+
+        The attributes include ``total_variance_`` and ``collapse_loss_``;
+        ``ppca`` is the probabilistic PCA of Y.
         """
 
     @abstractmethod
@@ -110,6 +120,18 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
 
     def _output_layer(self):
         return None
+
+    def _holds_out_rows(self, n_samples=None, incremental=False):
+        """Whether this fit holds out ``validation_fraction`` of the rows to stop on.
+
+        ``early_stopping="auto"`` holds them out in ``fit`` when there are at
+        least AUTO_EARLY_STOPPING_MIN_ROWS rows, never in ``partial_fit``.
+        """
+        if incremental:
+            return False
+        if self.early_stopping == "auto":
+            return n_samples is None or n_samples >= AUTO_EARLY_STOPPING_MIN_ROWS
+        return bool(self.early_stopping)
 
     def _constraint(self):
         """The fitted reconstruction constraint, to continue training under it."""

@@ -17,7 +17,7 @@ ACTIVE_UNIT_THRESHOLD = 0.01
 
 @dataclass(frozen=True)
 class CollapseCertificate:
-    """Result of the Monte Carlo test of DESIGN section 6.
+    """Result of the Monte Carlo collapse test (docs/theory.rst).
 
     Attributes
     ----------

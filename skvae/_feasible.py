@@ -1,11 +1,10 @@
-"""The cluster-aware feasible band W_S <= R <= tau < delta_collapse (DESIGN section 3)."""
+"""The cluster-aware feasible band W_S <= R <= tau < delta_collapse (docs/theory.rst)."""
 
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
-from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 
 from ._scaling import row_norms
@@ -56,25 +55,14 @@ def collapse_loss(Y, r_min, r_max):
     """Total variance T and ``delta_collapse = min_{c in S} mean ||y - c||^2``.
 
     The minimiser over the shell is the projection of the mean, so
-    ``delta_collapse = T + dist(mean, S) ** 2``.
+    ``delta_collapse = T + dist(mean, S) ** 2``; with ``r_max = inf`` the
+    outer side never binds.
     """
     mean = Y.mean(axis=0)
     total = mean_squared_distance(Y, mean)
     norm = float(np.linalg.norm(mean))
     dist = max(0.0, r_min - norm, norm - r_max)
     return total, total + dist**2
-
-
-def pca_shell_loss(Y, n_components, r_min, r_max, random_state=None):
-    """Loss of PCA with ``n_components`` on Y, its reconstructions projected onto the shell.
-
-    ``mean ||y - proj_S(y_pca)||^2``: what a linear decoder whose outputs
-    obey the shell achieves on the training rows, with no posterior noise.
-    """
-    k = min(n_components, *Y.shape)
-    pca = PCA(n_components=k, random_state=random_state).fit(Y)
-    recon = pca.inverse_transform(pca.transform(Y))
-    return mean_squared_distance(Y, project_to_shell(recon, r_min, r_max))
 
 
 def _kmeans(Y, n_clusters, random_state):
@@ -101,7 +89,7 @@ def _kmeans(Y, n_clusters, random_state):
 
 
 def fit_feasible_region(
-    Y, *, n_clusters, r_min, r_max, margin, random_state, anchor="codebook", n_components=None
+    Y, *, n_clusters, r_min, r_max, margin, random_state, anchor="codebook", ppca=None
 ):
     """Cluster the shell data and derive W, W_S, T, delta_collapse and tau.
 
@@ -112,7 +100,7 @@ def fit_feasible_region(
     n_clusters : int
         K of K-means.
     r_min, r_max : float
-        Shell radii.
+        Shell radii; ``r_max`` may be ``inf`` (a shell open outward).
     margin : float in (0, 1)
         Fraction of the way from delta_collapse down to the anchor loss that
         the reconstruction target tau must reach.
@@ -120,10 +108,11 @@ def fit_feasible_region(
         Seed of the K-means initialisation.
     anchor : {"codebook", "pca", "best"}
         The achievable loss tau is anchored on: the shell codebook loss W_S
-        of the paper, the loss of PCA with ``n_components`` projected onto
-        the shell, or the smaller of the two.
-    n_components : int or None
-        Latent dimension, for the PCA anchor.
+        of the paper, the expected reconstruction loss of probabilistic PCA
+        under its own posterior (what the model reaches at its linear start),
+        or the smaller of the two.
+    ppca : skvae._ppca.PPCA or None
+        Probabilistic PCA of Y, for the PCA anchor.
 
     Returns
     -------
@@ -145,13 +134,11 @@ def fit_feasible_region(
     W = mean_squared_distance(Y, centers[labels])
     W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
     T, delta = collapse_loss(Y, r_min, r_max)
-    pca = None
-    if n_components is not None:
-        pca = pca_shell_loss(Y, n_components, r_min, r_max, random_state)
+    pca = None if ppca is None else ppca.expected_loss(Y)
     if anchor == "codebook":
         anchor_loss = W_S
     elif pca is None:
-        raise ValueError(f"anchor={anchor!r} needs n_components for the PCA anchor.")
+        raise ValueError(f"anchor={anchor!r} needs the probabilistic PCA of Y.")
     else:
         anchor_loss = pca if anchor == "pca" else min(W_S, pca)
     if not anchor_loss < delta:
@@ -159,7 +146,8 @@ def fit_feasible_region(
             "The feasible band is empty: the anchor loss "
             f"{anchor_loss:.6g} ({anchor}) is not below the collapse loss "
             f"delta_collapse={delta:.6g}: no {n_clusters}-centre codebook"
-            + ("" if pca is None else f" and no {n_components}-component PCA")
+            + ("" if pca is None else
+               f" and no {ppca.eigenvalues.size}-component probabilistic PCA")
             + " on the shell reconstructs the data better than a constant. Widen "
             "the shell (r_min, r_max) or use more clusters or components."
         )

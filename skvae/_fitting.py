@@ -11,7 +11,8 @@ from sklearn.utils import check_random_state
 from . import _diagnostics
 from .exceptions import PosteriorCollapseWarning
 from ._feasible import mean_squared_distance
-from ._networks import build_vae
+from ._networks import build_vae, start_at_ppca
+from ._ppca import fit_ppca
 from ._progress import Progress
 from ._scaling import check_not_constant
 from ._settings import (
@@ -42,19 +43,19 @@ def _check_first_rows(X):
     check_not_constant(X)
 
 
-def _split(est, X, seed):
-    """The early-stopping hold-out, with a named error if it leaves identical rows."""
-    X, X_val = validation_split(X, est.validation_fraction, seed)
+def _split(est, Y, seed):
+    """Rows to take gradient steps on and the held-out rows, named error if the first are identical."""
+    Y_fit, Y_val = validation_split(Y, est.validation_fraction, seed)
     try:
-        check_not_constant(X)
+        check_not_constant(Y_fit)
     except ValueError:
         raise ValueError(
-            f"The {X.shape[0]} rows left for training after early_stopping "
+            f"The {Y_fit.shape[0]} rows left for training after early_stopping "
             f"held out validation_fraction={est.validation_fraction} of X "
             "are all identical (up to float64 rounding); use more rows or "
             "early_stopping=False."
         ) from None
-    return X, X_val
+    return Y_fit, Y_val
 
 
 def fit_estimator(est, X, *, incremental=False):
@@ -68,7 +69,7 @@ def fit_estimator(est, X, *, incremental=False):
     """
     fitted = hasattr(est, "module_")
     resume = fitted and (incremental or est.warm_start)
-    if incremental and est.early_stopping:
+    if incremental and est.early_stopping is True:
         raise ValueError("partial_fit does not support early_stopping=True.")
     X = validate_numeric(est, X, reset=not resume)
     if not resume:
@@ -79,9 +80,6 @@ def fit_estimator(est, X, *, incremental=False):
     device = resolve_device(est.device)
     calls = est.n_partial_fit_calls_ if resume else 0
     seeds = _seeds(est, calls)
-    X_val = None
-    if est.early_stopping:
-        X, X_val = _split(est, X, seeds[3])
     n_samples = X.shape[0]
 
     # Reports phases when verbose; a local, never stored on the estimator.
@@ -97,11 +95,29 @@ def fit_estimator(est, X, *, incremental=False):
         # until the call succeeds.
         module = copy.deepcopy(est.module_).float().to(device)
     else:
-        attrs, Y, constraint = est._fit_representation(X, seeds[0], progress)
+        attrs, Y = est._fit_data_map(X, progress)
         # Set now so the data map can be applied below; a failed fit restores
         # the estimator's previous __dict__ whole.
         for name, value in attrs.items():
             setattr(est, name, value)
+        with progress.phase("probabilistic PCA (linear start)"):
+            ppca = fit_ppca(Y, est.n_components)
+        band, constraint = est._fit_band(Y, ppca, seeds[0], progress)
+        attrs.update(band)
+        for name, value in band.items():
+            setattr(est, name, value)
+    # The data map, the band and the certificate use every row; early
+    # stopping holds rows out of the gradient steps only, to decide when to
+    # stop and which epoch to keep.
+    Y_fit, Y_val = Y, None
+    if est._holds_out_rows(n_samples, incremental):
+        Y_fit, Y_val = _split(est, Y, seeds[3])
+    if not resume:
+        # The start is fitted on the rows training sees, so that the held-out
+        # rows judge it as fairly as every later epoch.
+        start = None
+        if est.linear_path:
+            start = ppca if Y_val is None else fit_ppca(Y_fit, est.n_components)
         module = build_vae(
             n_features=n_features,
             n_components=est.n_components,
@@ -110,9 +126,10 @@ def fit_estimator(est, X, *, incremental=False):
             output_layer=est._output_layer(),
             device=device,
             generator=generator,
+            linear_start=start,
         )
     batch_size, learning_rate = batch_and_learning_rate(
-        est.batch_size, est.learning_rate_init, n_samples
+        est.batch_size, est.learning_rate_init, Y_fit.shape[0]
     )
     # With resume the band is the first fit's; explained_fraction_ refers to
     # the rows of this call.
@@ -133,13 +150,10 @@ def fit_estimator(est, X, *, incremental=False):
         first_epoch=est.n_iter_ if resume else 0,
         **est._schedule(),
     )
-    Y_train = torch.as_tensor(Y, dtype=torch.float32, device=device)
-    Y_val = None
-    if X_val is not None:
-        Y_val = torch.as_tensor(
-            est._to_representation(X_val), dtype=torch.float32, device=device
-        )
-    progress.start_training(config.max_iter, n_samples, config.batch_size)
+    Y_train = torch.as_tensor(Y_fit, dtype=torch.float32, device=device)
+    if Y_val is not None:
+        Y_val = torch.as_tensor(Y_val, dtype=torch.float32, device=device)
+    progress.start_training(config.max_iter, Y_train.shape[0], config.batch_size)
     result = train(
         module, Y_train, config, generator=generator,
         noise_generator=noise_generator, Y_val=Y_val,
@@ -148,14 +162,17 @@ def fit_estimator(est, X, *, incremental=False):
     progress.end_training(
         result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
     )
-    del Y_train, Y_val
+    del Y_train, Y_val, Y_fit
+    if result.kept_start and not resume and est.linear_path:
+        # No epoch beat the linear start on the held-out rows: the fit is
+        # probabilistic PCA, now of every row.
+        start_at_ppca(module, ppca)
     # The certificate and the posterior statistics use the network in its
-    # training precision: its decoder passes cost ~1.6x less than in
-    # float64 (measured on 100k rows), and float32 rounding of R-hat
-    # (relative ~1e-6) is far below the Monte Carlo error the test allows for.
-    # With early stopping they are computed on the rows the model was
-    # trained on (the validation rows are held out of everything); with
-    # partial_fit, on the block of the latest call.
+    # training precision: its decoder passes are cheaper than in float64, and
+    # float32 rounding of R-hat (relative ~1e-6) is far below the Monte Carlo
+    # error the test allows for. They are computed on the rows the band was
+    # fitted on, every row of X (early stopping's held-out rows included);
+    # with partial_fit, on the block of the latest call.
     with progress.phase(f"collapse certificate ({est.n_certificate_passes} passes)"):
         mu, logvar = _diagnostics.encode(module, Y)
         cert = _diagnostics.collapse_certificate(

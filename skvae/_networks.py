@@ -1,4 +1,4 @@
-"""Encoder and decoder MLPs and the norm-constraint output layer (DESIGN section 4)."""
+"""Encoder and decoder MLPs with their linear path, and the norm-constraint output layer."""
 
 import math
 
@@ -31,7 +31,7 @@ class NormConstraint(nn.Module):
     """Map every row onto the shell ``r_min <= |y| <= r_max`` with no dead zone.
 
     ``y = rho(|u|) * u / |u|`` with ``rho(s) = r_min + s * (1 - r_min / knee)``
-    below the knee and ``rho(s) = min(s, r_max)`` above it (DESIGN section 4).
+    below the knee and ``rho(s) = min(s, r_max)`` above it (docs/theory.rst).
     ``rho`` is continuous, strictly increasing up to ``r_max`` and the
     identity on ``[knee, r_max]``, the training rows' radial range, so it
     removes no reconstruction the data need; unlike a plain radial clamp it
@@ -138,37 +138,60 @@ def output_knee(min_norm, r_min, r_max):
 
 
 class GaussianEncoder(nn.Module):
-    """x -> (mu, log sigma^2) of a diagonal Gaussian q(z|x)."""
+    """x -> (mu, log sigma^2) of a diagonal Gaussian q(z|x).
 
-    def __init__(self, n_features, hidden_layer_sizes, n_components, activation):
+    With ``linear=True`` a linear path runs beside the MLP:
+    ``mu = A x + a + g_mu(x)``, ``log sigma^2 = b + g_l(x)`` (docs/theory.rst,
+    "The linear path").
+    """
+
+    def __init__(self, n_features, hidden_layer_sizes, n_components, activation, linear=False):
         super().__init__()
         sizes = [n_features, *hidden_layer_sizes]
         self.body = _mlp(sizes, activation)
         self.head = nn.Linear(sizes[-1], 2 * n_components, device="meta")
         self.n_components = n_components
+        if linear:
+            self.linear = nn.Linear(n_features, n_components, device="meta")
+            self.logvar_bias = nn.Parameter(torch.empty(n_components, device="meta"))
+        else:
+            self.linear = self.logvar_bias = None
 
     def forward(self, x):
         h = self.head(self.body(x))
         mu, logvar = h[:, : self.n_components], h[:, self.n_components :]
+        if self.linear is not None:
+            mu = mu + self.linear(x)
+            logvar = logvar + self.logvar_bias
         return mu, logvar.clamp(*_LOGVAR_RANGE)
 
 
 class Decoder(nn.Module):
-    """z -> reconstruction, optionally constrained to the shell."""
+    """z -> reconstruction, optionally constrained to the shell.
 
-    def __init__(self, n_components, hidden_layer_sizes, n_features, activation, output):
+    With ``linear=True`` the raw output is ``B z + c + g_d(z)``.
+    """
+
+    def __init__(self, n_components, hidden_layer_sizes, n_features, activation, output,
+                 linear=False):
         super().__init__()
         sizes = [n_components, *reversed(hidden_layer_sizes)]
         self.body = _mlp(sizes, activation)
         self.head = nn.Linear(sizes[-1], n_features, device="meta")
+        self.linear = nn.Linear(n_components, n_features, device="meta") if linear else None
         self.output = output if output is not None else nn.Identity()
 
+    def raw(self, z):
+        """The decoder's output before the norm-constraint layer."""
+        u = self.head(self.body(z))
+        return u if self.linear is None else u + self.linear(z)
+
     def forward(self, z):
-        return self.output(self.head(self.body(z)))
+        return self.output(self.raw(z))
 
     def squared_error(self, z, y):
-        """Mean over rows of ``|y - decoder(z)|^2`` summed over features: R of DESIGN section 5."""
-        u = self.head(self.body(z))
+        """Mean over rows of ``|y - decoder(z)|^2`` summed over features: R of docs/theory.rst."""
+        u = self.raw(z)
         if isinstance(self.output, NormConstraint):
             return self.output.squared_error(u, y)
         return (y - u).pow(2).sum(dim=1).mean()
@@ -186,11 +209,13 @@ class VAEModule(nn.Module):
 def _assemble(spec):
     """The encoder and decoder described by ``spec``, with parameters on the meta device."""
     output = spec["output"]
+    linear = spec.get("linear", False)
     module = VAEModule(
         GaussianEncoder(spec["n_features"], spec["hidden_layer_sizes"],
-                        spec["n_components"], spec["activation"]),
+                        spec["n_components"], spec["activation"], linear),
         Decoder(spec["n_components"], spec["hidden_layer_sizes"], spec["n_features"],
-                spec["activation"], None if output is None else NormConstraint(*output)),
+                spec["activation"], None if output is None else NormConstraint(*output),
+                linear),
     )
     # Plain data (ints, str, tuples), kept so the module can be stored as
     # numpy weights and rebuilt (module_state / module_from_state).
@@ -207,14 +232,21 @@ def build_vae(
     output_layer,
     device,
     generator,
+    linear_start=None,
 ):
     """Build a VAEModule on ``device`` with float32 parameters drawn from ``generator``.
 
     Layers are created on the meta device and initialised here, so torch's
-    global random state is neither read nor advanced. The initialisation is
-    torch's default for ``nn.Linear``: weights and biases uniform in
+    global random state is neither read nor advanced. The MLPs' initialisation
+    is torch's default for ``nn.Linear``: weights and biases uniform in
     ``+-1/sqrt(fan_in)``. ``output_layer`` is None or ``(r_min, r_max, knee)``
     of a :class:`NormConstraint`.
+
+    ``linear_start`` (a :class:`~skvae._ppca.PPCA`) adds the linear path and
+    starts the model at that probabilistic PCA: the linear maps take its
+    exact posterior and its loadings, and the MLPs' last layers start at zero,
+    so the untrained model's posterior, decoder mean and ELBO are pPCA's
+    (before the output layer).
     """
     module = _assemble(dict(
         n_features=int(n_features),
@@ -222,6 +254,7 @@ def build_vae(
         hidden_layer_sizes=tuple(int(h) for h in hidden_layer_sizes),
         activation=str(activation),
         output=None if output_layer is None else tuple(float(v) for v in output_layer),
+        linear=linear_start is not None,
     ))
     module = module.to_empty(device=device)
     with torch.no_grad():
@@ -231,7 +264,26 @@ def build_vae(
                 for p in (layer.weight, layer.bias):
                     draw = torch.empty(p.shape).uniform_(-bound, bound, generator=generator)
                     p.copy_(draw)
+        if linear_start is not None:
+            start_at_ppca(module, linear_start)
     return module
+
+
+@torch.no_grad()
+def start_at_ppca(module, ppca):
+    """Set the linear path to ``ppca``'s exact posterior and loadings; zero the MLP heads."""
+    A = ppca.encoder_weights
+    enc, dec = module.encoder, module.decoder
+    values = {
+        enc.linear.weight: A,
+        enc.linear.bias: -A @ ppca.mean,
+        enc.logvar_bias: np.log(ppca.posterior_variance),
+        dec.linear.weight: ppca.loadings,
+        dec.linear.bias: ppca.mean,
+        enc.head.weight: 0.0, enc.head.bias: 0.0, dec.head.weight: 0.0, dec.head.bias: 0.0,
+    }
+    for p, v in values.items():
+        p.copy_(torch.as_tensor(v, dtype=p.dtype))
 
 
 def module_state(module):

@@ -1,4 +1,4 @@
-"""SphericalClusterVAE's data map and band: shell, radii, K-means, target, output knee."""
+"""SphericalClusterVAE's data map (shell, radii, output knee) and feasible band (K-means, target)."""
 
 import warnings
 
@@ -10,7 +10,7 @@ from ._scaling import row_norms
 from ._shell import FALLBACK_QUANTILE, SphericalShellScaler, StandardizedShell, check_radii
 from ._training import Constraint
 
-#: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (DESIGN 2b).
+#: Radii of the paper's map when ``r_min``/``r_max`` are "auto" (docs/theory.rst).
 PAPER_RADII = (1.0, 2.0)
 
 
@@ -23,20 +23,19 @@ def make_shell(est):
     check_radii(r_min, r_max)
     return SphericalShellScaler(r_min, r_max)
 
-def fit_representation(est, X, seed, progress):
-    """Shell, radii, feasible band and output knee: (attributes, Y, constraint)."""
+
+def fit_data_map(est, X, progress):
+    """Shell, radii and output knee on the training rows: (attributes, Y)."""
     if est.n_clusters == 1:
         raise ValueError(
             "n_clusters=1 makes the feasible band empty: one shell centre "
             "reconstructs no better than a collapsed decoder (W_S = "
             "delta_collapse exactly). Use n_clusters >= 2."
         )
-    if est.early_stopping and est.n_clusters > X.shape[0]:
+    if est.n_clusters > X.shape[0]:
         raise ValueError(
-            f"n_clusters={est.n_clusters} must be <= the {X.shape[0]} rows left "
-            "for training after early_stopping held out validation_fraction="
-            f"{est.validation_fraction} of X: lower n_clusters or "
-            "validation_fraction."
+            f"n_clusters={est.n_clusters} must be <= n_samples={X.shape[0]}: "
+            "lower n_clusters or pass more rows."
         )
     with progress.phase("standardize and shell radii"):
         shell = make_shell(est).fit(X)
@@ -54,40 +53,42 @@ def fit_representation(est, X, seed, progress):
             f"training norms: r_min_={r_min:.6g}.",
             UserWarning,
         )
-    with progress.phase(f"K-means with {est.n_clusters} clusters (feasible band)"):
-        region = feasible_region(est, Y, r_min, r_max, seed)
-    progress.note(
-        f"feasible band: R <= tau = {region.reconstruction_target:.6g} < "
-        f"delta_collapse = {region.collapse_loss:.6g}"
-    )
     radius_range = (float(norms.min()), float(norms.max()))
     knee = output_knee(radius_range[0], r_min, r_max)
     attrs = dict(
         shell_=shell,
         r_min_=r_min,
         r_max_=r_max,
+        shell_radius_range_=radius_range,
+        output_knee_=knee,
+        n_rows_below_knee_=int(np.sum(norms < knee)),
+    )
+    return attrs, Y
+
+
+def fit_band(est, Y, ppca, seed, progress):
+    """K-means and the feasible band on the modelled rows: (attributes, constraint)."""
+    with progress.phase(f"K-means with {est.n_clusters} clusters (feasible band)"):
+        region = fit_feasible_region(
+            Y,
+            n_clusters=est.n_clusters,
+            r_min=est.r_min_,
+            r_max=est.r_max_,
+            margin=est.margin,
+            random_state=seed,
+            anchor=est.anchor,
+            ppca=ppca,
+        )
+    progress.note(
+        f"feasible band: R <= tau = {region.reconstruction_target:.6g} < "
+        f"delta_collapse = {region.collapse_loss:.6g}"
+    )
+    attrs = dict(
         within_cluster_variance_=region.within_cluster_variance,
         codebook_loss_=region.codebook_loss,
         pca_loss_=region.pca_loss,
         total_variance_=region.total_variance,
         collapse_loss_=region.collapse_loss,
         reconstruction_target_=region.reconstruction_target,
-        shell_radius_range_=radius_range,
-        output_knee_=knee,
-        n_rows_below_knee_=int(np.sum(norms < knee)),
     )
-    constraint = Constraint(region.reconstruction_target, region.collapse_loss)
-    return attrs, Y, constraint
-
-def feasible_region(est, Y, r_min, r_max, seed):
-    """K-means and the band of DESIGN section 3 on the modelled rows."""
-    return fit_feasible_region(
-        Y,
-        n_clusters=est.n_clusters,
-        r_min=r_min,
-        r_max=r_max,
-        margin=est.margin,
-        random_state=seed,
-        anchor=est.anchor,
-        n_components=est.n_components,
-    )
+    return attrs, Constraint(region.reconstruction_target, region.collapse_loss)

@@ -340,7 +340,7 @@ def check_radii(r_min, r_max):
 
 
 #: ``r_min="auto"`` with the identity shell puts the inner radius this factor
-#: below the smallest training norm (DESIGN section 2a).
+#: below the smallest training norm (docs/theory.rst).
 INNER_RADIUS_FACTOR = 1.5
 #: Quantile of the training norms used for ``r_min="auto"`` when some row sits
 #: exactly at the mean (its norm, 0, cannot bound the shell away from 0).
@@ -360,7 +360,10 @@ class StandardizedShell(Standardizer):
     r_min, r_max : float or "auto"
         Radii in standardized units. ``"auto"``: ``r_min`` is the smallest
         training norm divided by 1.5 (a low quantile when a row sits at the
-        mean), ``r_max`` the largest training norm.
+        mean); ``r_max`` is ``inf``, a shell open outward. The mean lies in
+        the hole, so the collapse loss ``T + r_min^2`` does not depend on
+        ``r_max``, and an open shell does not cap the reconstruction of test
+        rows beyond the training rows' largest norm.
     """
 
     def __init__(self, r_min="auto", r_max="auto"):
@@ -380,6 +383,6 @@ class StandardizedShell(Standardizer):
             self.r_min_ = float(inner / INNER_RADIUS_FACTOR)
         else:
             self.r_min_ = float(self.r_min)
-        self.r_max_ = float(norms.max()) if self.r_max == "auto" else float(self.r_max)
+        self.r_max_ = np.inf if self.r_max == "auto" else float(self.r_max)
         check_radii(self.r_min_, self.r_max_)
         return self

@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import _BaseVAE
 from ._export import paper_maps
 from ._feasible import collapse_loss
-from ._representation import fit_representation
+from ._representation import fit_band, fit_data_map
 from ._scaling import row_norms
 from ._shell import MAX_RADIUS
 
@@ -57,9 +57,11 @@ class SphericalClusterVAE(_BaseVAE):
         number is an absolute radius in standardized units; with
         ``shell_map="paper"``, ``"auto"`` is 1. Numbers are at most 1e6.
     r_max : float or "auto", default="auto"
-        Outer radius of the shell. ``"auto"`` is the largest standardized
-        training norm (``"identity"``) or 2 (``"paper"``). Must exceed the
-        inner radius and be at most 1e6.
+        Outer radius of the shell. With ``shell_map="identity"``, ``"auto"``
+        is ``inf``: the shell is open outward, so rows beyond the training
+        data are not capped (the collapse loss does not depend on it there);
+        with ``shell_map="paper"`` it is 2. A number must exceed the inner
+        radius and be at most 1e6.
     beta : float, default=1.0
         Weight of the KL term (beta-VAE). The constraint keeps the model out
         of collapse however large it is.
@@ -70,8 +72,9 @@ class SphericalClusterVAE(_BaseVAE):
     anchor : {"codebook", "pca", "best"}, default="best"
         The achievable loss the target is anchored on: the K-means codebook
         projected onto the shell (``codebook_loss_``, the paper's ``W_S``),
-        PCA with ``n_components`` projected onto the shell (``pca_loss_``),
-        or the smaller of the two.
+        the expected reconstruction loss of probabilistic PCA with
+        ``n_components`` under its own posterior (``pca_loss_``, where the
+        linear path starts), or the smaller of the two.
     decoder_variance : "learned" or float, default="learned"
         Variance of the Gaussian decoder. ``"learned"`` uses its
         maximum-likelihood value ``R / n_features`` (a calibrated decoder whose
@@ -84,6 +87,13 @@ class SphericalClusterVAE(_BaseVAE):
         empty tuple gives linear maps.
     activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
         Hidden-layer activation.
+    linear_path : bool, default=True
+        Add a linear map beside each MLP (encoder mean, encoder
+        log-variance bias, decoder) and start the model at the
+        maximum-likelihood probabilistic PCA of the modelled rows, with the
+        MLPs' last layers at zero: the untrained model is pPCA, and training
+        moves away from it only where the objective improves. False gives
+        the plain MLPs of earlier versions (for ablations and reproduction).
     max_iter : int, default=200
         Maximum number of epochs.
     batch_size : int or "auto", default="auto"
@@ -106,11 +116,16 @@ class SphericalClusterVAE(_BaseVAE):
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when the loss
-        on them stops improving; the weights of the best epoch at which the
-        reconstruction constraint held are kept. The data map, the band and
-        the certificate use the remaining rows.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the rows and stop when the
+        objective on them stops improving; the weights of the best epoch at which the reconstruction
+        constraint held are kept, and the untrained starting model (probabilistic PCA, with the
+        linear path) is a candidate too, so training never returns a model
+        that fits the held-out rows worse than its start.
+        ``"auto"`` does this in ``fit`` from 20 rows on, and never in
+        ``partial_fit``. The held-out rows are left out of the gradient steps
+        only: the data map, the linear start, the band and the certificate
+        use every row.
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` is True.
     warm_start : bool, default=False
@@ -147,14 +162,16 @@ class SphericalClusterVAE(_BaseVAE):
         with ``shell_map="paper"``, the radial map (a
         :class:`SphericalShellScaler`).
     r_min_, r_max_ : float
-        The resolved shell radii, in the modelled space.
+        The resolved shell radii, in the modelled space (``r_max_`` is
+        ``inf`` for an open shell).
     within_cluster_variance_ : float
         ``W``, the K-means loss per sample.
     codebook_loss_ : float
         ``W_S``, the loss of the K centres projected onto the shell.
     pca_loss_ : float
-        Loss of PCA with ``n_components`` on the training rows, its
-        reconstructions projected onto the shell.
+        Expected reconstruction loss ``E_q ||y - W z - mean||^2`` of the
+        maximum-likelihood probabilistic PCA with ``n_components`` on the
+        training rows, ``z`` drawn from its exact posterior (closed form).
     total_variance_ : float
         ``T``, mean squared distance to the mean, in the modelled space.
     collapse_loss_ : float
@@ -284,12 +301,13 @@ class SphericalClusterVAE(_BaseVAE):
         decoder_variance="learned",
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        linear_path=True,
         max_iter=200,
         batch_size="auto",
         learning_rate_init="auto",
         tol=1e-3,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         warm_start=False,
         n_certificate_passes=10,
@@ -309,6 +327,7 @@ class SphericalClusterVAE(_BaseVAE):
         self.decoder_variance = decoder_variance
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.linear_path = linear_path
         self.max_iter = max_iter
         self.batch_size = batch_size
         self.learning_rate_init = learning_rate_init
@@ -323,8 +342,11 @@ class SphericalClusterVAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _fit_representation(self, X, seed, progress):
-        return fit_representation(self, X, seed, progress)
+    def _fit_data_map(self, X, progress):
+        return fit_data_map(self, X, progress)
+
+    def _fit_band(self, Y, ppca, seed, progress):
+        return fit_band(self, Y, ppca, seed, progress)
 
     def _export_maps(self):
         if self.shell_map == "identity":

@@ -1,4 +1,4 @@
-"""Minibatch Adam training of a VAE, with the optional reconstruction constraint (DESIGN section 5)."""
+"""Minibatch Adam training of a VAE, with the optional reconstruction constraint (docs/theory.rst)."""
 
 import copy
 import math
@@ -9,7 +9,7 @@ import torch
 
 from ._networks import kl_per_dimension
 
-# Multiplier rule of DESIGN section 5.
+# Multiplier rule of docs/theory.rst.
 LAMBDA_INIT = 1.0
 LAMBDA_BOUNDS = (1e-3, 1e4)
 LAMBDA_STEP = 0.05
@@ -60,6 +60,7 @@ class TrainingResult:
     validation_scores: list = None  # early stopping only: -objective per feature
     state: dict = None  # optimizer and multiplier, as plain data, to resume training
     n_iter: int = 0
+    kept_start: bool = False  # early stopping restored the untrained model
     converged: bool = False
     feasible: bool = True
 
@@ -175,12 +176,41 @@ def _objective(decoder, y, z, mu, logvar, weight, config):
 
 
 @torch.no_grad()
-def _validation_objective(module, Y_val, eps_val, weight, config):
-    """Objective on the held-out rows, with noise drawn once so epochs compare."""
+def _validation_objective(module, Y_val, eps_val, weight, config, train_reconstruction):
+    """Negative beta-ELBO on the held-out rows, noise drawn once so that epochs compare.
+
+    With the learned decoder variance the variance is the one ``score``
+    uses, the maximum-likelihood value on the training rows,
+    ``train_reconstruction / n_features``: an epoch that fits the training
+    rows more tightly than the held-out rows then pays for it, as it does
+    in the held-out score.
+    """
     mu, logvar = module.encoder(Y_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
-    objective, _ = _objective(module.decoder, Y_val, z, mu, logvar, weight, config)
-    return float(objective)
+    R = module.decoder.squared_error(z, Y_val)
+    kl = weight * kl_term(mu, logvar, config.free_bits)
+    if config.decoder_variance != "learned":
+        return float(reconstruction_term(R, Y_val.shape[1], config.decoder_variance, 0.0) + kl)
+    variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
+    return float(0.5 * Y_val.shape[1] * math.log(variance) + R / (2.0 * variance) + kl)
+
+
+def _kl_weight(config, step):
+    """The KL term's weight at 0-based epoch ``step``: beta times the schedule."""
+    return config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
+
+
+@torch.no_grad()
+def _reconstruction_loss(module, Y, batch_size, noise_generator):
+    """R of the untrained model on the training rows, one pass with fresh z."""
+    total, rows = 0.0, max(batch_size, 4096)
+    for start in range(0, Y.shape[0], rows):
+        y = Y[start : start + rows]
+        mu, logvar = module.encoder(y)
+        eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        total += float(module.decoder.squared_error(z, y)) * y.shape[0]
+    return total / Y.shape[0]
 
 
 def optimizer_state_to_numpy(optimizer):
@@ -255,10 +285,25 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             (Y_val.shape[0], module.encoder.n_components),
             generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
         )
+        if resume is None:
+            # The starting model (probabilistic PCA, with the linear path) is
+            # the first candidate: if no epoch beats it on the held-out rows,
+            # it is what the fit returns.
+            module.eval()
+            start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
+            best = _validation_objective(
+                module, Y_val, eps_val, _kl_weight(config, config.first_epoch), config, start_R
+            ) / n_features
+            feasible = config.constraint is None or start_R <= config.constraint.target
+            if math.isfinite(best) and feasible:
+                best_state = copy.deepcopy(module.state_dict())
+                result.kept_start = True
+            else:
+                best = math.inf
     module.train()
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
-        weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
+        weight = _kl_weight(config, step)
         order = torch.randperm(n_samples, generator=generator).to(Y.device)
         # Epoch sums stay on the device: one host sync per epoch, not three per step.
         total = torch.zeros((), dtype=Y.dtype, device=Y.device)
@@ -274,7 +319,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             loss = objective
             if config.constraint is not None:
                 loss = loss + multiplier.penalty(R)
-                # The multiplier rule is per step (DESIGN section 5).
+                # The multiplier rule is per step (docs/theory.rst).
                 multiplier.update(R.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -298,7 +343,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         monitored = epoch_loss / n_features
         if Y_val is not None:
             module.eval()
-            monitored = _validation_objective(module, Y_val, eps_val, weight, config)
+            monitored = _validation_objective(
+                module, Y_val, eps_val, weight, config, recon_total / n_samples
+            )
             module.train()
             if not math.isfinite(monitored):
                 raise diverged(epoch, config)
@@ -322,6 +369,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             best = monitored
             if Y_val is not None and multiplier.feasible:
                 best_state = copy.deepcopy(module.state_dict())
+                result.kept_start = False
         if (
             stall > config.n_iter_no_change
             and step + 1 >= config.earliest_stop

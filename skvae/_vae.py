@@ -55,6 +55,13 @@ class VAE(_BaseVAE):
         Widths of the encoder's hidden layers; the decoder mirrors them.
     activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
         Hidden-layer activation.
+    linear_path : bool, default=True
+        Add a linear map beside each MLP (encoder mean, encoder
+        log-variance bias, decoder) and start the model at the
+        maximum-likelihood probabilistic PCA of the modelled rows, with the
+        MLPs' last layers at zero: the untrained model is pPCA, and training
+        moves away from it only where the objective improves. False gives
+        the plain MLPs of earlier versions (for ablations and reproduction).
     kl_annealing : {"linear", "cyclical"} or None, default=None
         KL-weight schedule: ``"linear"`` warm-up (Bowman et al., 2016) or
         ``"cyclical"`` (Fu et al., 2019); see ``annealing_epochs``.
@@ -90,9 +97,16 @@ class VAE(_BaseVAE):
         <choices>`).
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement.
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the rows and stop when the loss
-        on them stops improving; the weights of the best epoch are kept.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of the rows and stop when the
+        objective on them stops improving; the weights of the best epoch are
+        kept, and the untrained starting model (probabilistic PCA, with the
+        linear path) is a candidate too, so training never returns a model
+        that fits the held-out rows worse than its start.
+        ``"auto"`` does this in ``fit`` from 20 rows on, and never in
+        ``partial_fit``. The held-out rows are left out of the gradient steps
+        only: the data map, the linear start, the band and the certificate
+        use every row.
     validation_fraction : float, default=0.1
         Share of the rows held out when ``early_stopping`` is True.
     warm_start : bool, default=False
@@ -210,6 +224,7 @@ class VAE(_BaseVAE):
         decoder_variance="learned",
         hidden_layer_sizes=(128, 64),
         activation="relu",
+        linear_path=True,
         kl_annealing=None,
         annealing_epochs=20,
         free_bits=0.0,
@@ -218,7 +233,7 @@ class VAE(_BaseVAE):
         learning_rate_init="auto",
         tol=1e-3,
         n_iter_no_change=10,
-        early_stopping=False,
+        early_stopping="auto",
         validation_fraction=0.1,
         warm_start=False,
         n_certificate_passes=10,
@@ -232,6 +247,7 @@ class VAE(_BaseVAE):
         self.decoder_variance = decoder_variance
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
+        self.linear_path = linear_path
         self.kl_annealing = kl_annealing
         self.annealing_epochs = annealing_epochs
         self.free_bits = free_bits
@@ -249,13 +265,14 @@ class VAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _fit_representation(self, X, seed, progress):
+    def _fit_data_map(self, X, progress):
         with progress.phase("standardize"):
             scaler = Standardizer().fit(X)
-            Y = scaler.transform(X)
+            return dict(scaler_=scaler), scaler.transform(X)
+
+    def _fit_band(self, Y, ppca, seed, progress):
         total = self._collapse_loss(Y)
-        attrs = dict(scaler_=scaler, total_variance_=total, collapse_loss_=total)
-        return attrs, Y, None
+        return dict(total_variance_=total, collapse_loss_=total), None
 
     def _collapse_loss(self, Y):
         # Without a shell the best input-independent output is the mean: T.

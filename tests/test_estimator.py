@@ -277,11 +277,13 @@ def test_certificate_accepts_trained_and_refuses_collapsed(blobs):
     assert est.reconstruction_loss_ + 3 * est.reconstruction_loss_se_ < est.collapse_loss_
     cert = collapse_certificate(est, X)
     assert cert.certified and cert.collapse_loss == pytest.approx(est.collapse_loss_)
-    # Force the encoder output constant: q(z|x) = N(0, I) for every x.
+    # Force the encoder output constant: q(z|x) the same for every x (the
+    # MLP's head and the linear path both ignore the input).
     collapsed = pickle.loads(pickle.dumps(est))
     with torch.no_grad():
         collapsed.module_.encoder.head.weight.zero_()
         collapsed.module_.encoder.head.bias.zero_()
+        collapsed.module_.encoder.linear.weight.zero_()
     for seed in range(5):
         cert = collapse_certificate(collapsed, X, random_state=seed)
         assert not cert.certified

@@ -146,21 +146,23 @@ def test_minibatch_kmeans_path_gives_a_valid_band(monkeypatch):
     assert used == [600]
 
 
-def test_best_anchor_takes_a_pca_loss_of_exactly_zero(monkeypatch):
-    # A PCA that reconstructs every row exactly (n_components >= rank) gives
-    # loss 0; "best" must then anchor on 0, not fall back to the codebook.
-    import skvae._feasible as feasible
+def test_best_anchor_takes_a_pca_loss_of_exactly_zero():
+    # A pPCA that reconstructs every row exactly gives loss 0; "best" must
+    # then anchor on 0, not fall back to the codebook.
+    class ExactPPCA:
+        eigenvalues = np.ones(2)
 
-    Y = _shell_data()
-    monkeypatch.setattr(feasible, "pca_shell_loss", lambda *a, **k: 0.0)
-    region = feasible.fit_feasible_region(Y, n_clusters=3, r_min=1.0, r_max=2.0,
-                                          margin=0.5, random_state=0, anchor="best",
-                                          n_components=2)
+        def expected_loss(self, Y):
+            return 0.0
+
+    region = fit_feasible_region(_shell_data(), n_clusters=3, r_min=1.0, r_max=2.0,
+                                 margin=0.5, random_state=0, anchor="best",
+                                 ppca=ExactPPCA())
     assert region.codebook_loss > 0 and region.pca_loss == 0.0
     assert region.reconstruction_target == pytest.approx(0.5 * region.collapse_loss)
 
 
-def test_pca_anchor_needs_n_components():
-    with pytest.raises(ValueError, match="needs n_components"):
+def test_pca_anchor_needs_the_ppca():
+    with pytest.raises(ValueError, match="needs the probabilistic PCA"):
         fit_feasible_region(_shell_data(), n_clusters=3, r_min=1.0, r_max=2.0, margin=0.5,
                             random_state=0, anchor="pca")

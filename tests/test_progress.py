@@ -37,10 +37,11 @@ def test_silent_by_default(X, capsys):
 
 
 def test_phases_epochs_and_verdict_in_order(X, capsys):
-    est = _fit(SphericalClusterVAE(n_clusters=4, max_iter=40, tol=0.0,
+    est = _fit(SphericalClusterVAE(n_clusters=4, max_iter=40, tol=0.0, early_stopping=False,
                                    n_iter_no_change=1000, verbose=1, **SMALL), X)
     out = capsys.readouterr().out
-    order = ["standardize and shell radii: ", "K-means with 4 clusters (feasible band): ",
+    order = ["standardize and shell radii: ", "probabilistic PCA (linear start): ",
+             "K-means with 4 clusters (feasible band): ",
              "feasible band: R <= tau = ", "training: up to 40 epochs of 200 rows, batch 20",
              "epoch 2/40  loss ", "training: 40 epochs in ",
              "collapse certificate (10 passes): ", "certified: R_hat + 3 SE = "]

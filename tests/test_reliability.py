@@ -189,10 +189,11 @@ def test_non_numeric_column_is_named_in_a_dataframe(X):
 
 
 def test_early_stopping_hold_out_is_named(X):
-    # 100 rows, 10 held out: 95 clusters cannot be fitted on the other 90.
-    with pytest.raises(ValueError, match="n_clusters=95 must be <= the 90 rows left.*"
-                       "early_stopping"):
-        fit_quietly(SphericalClusterVAE(n_clusters=95, early_stopping=True, **SMALL), X)
+    # The band is fitted on every row, the 10 held-out ones included, so
+    # n_clusters is bounded by the 100 rows of X.
+    fit_quietly(SphericalClusterVAE(n_clusters=95, early_stopping=True, **SMALL), X)
+    with pytest.raises(ValueError, match="n_clusters=101 must be <= n_samples=100"):
+        fit_quietly(SphericalClusterVAE(n_clusters=101, early_stopping=True, **SMALL), X)
     same = np.repeat(X[:1], 10, axis=0)
     same[3] += 1.0  # the only distinct row; validation_fraction=0.5 may hold it out
     for seed in range(20):

@@ -1,0 +1,103 @@
+"""Maximum-likelihood probabilistic PCA in closed form: the linear start of every model (docs/theory.rst)."""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: The noise variance is floored at this fraction of the mean eigenvalue, so
+#: that ``n_components = n_features`` (no discarded eigenvalue) and data of
+#: rank below ``n_components`` still give a finite posterior.
+NOISE_FLOOR = 1e-6
+
+
+@dataclass(frozen=True)
+class PPCA:
+    """Tipping & Bishop's maximum-likelihood solution for rows Y.
+
+    ``Y ~ N(mean, W W^T + noise_variance I)`` with ``W = V_k (L_k - s2)^(1/2)``
+    (``V_k``, ``L_k`` the top eigenpairs of the covariance, ``s2`` the mean
+    discarded eigenvalue). The exact posterior is
+    ``q(z|y) = N(A (y - mean), diag(posterior_variance))`` with
+    ``A = L_k^-1 (L_k - s2)^(1/2) V_k^T`` and ``posterior_variance = s2 / L_k``.
+    """
+
+    mean: np.ndarray  # (n_features,)
+    components: np.ndarray  # V_k^T, (k, n_features)
+    eigenvalues: np.ndarray  # L_k, (k,)
+    noise_variance: float
+
+    @property
+    def loadings(self):
+        """W, (n_features, k): the decoder's linear map."""
+        return self.components.T * np.sqrt(self.eigenvalues - self.noise_variance)
+
+    @property
+    def encoder_weights(self):
+        """A, (k, n_features): the posterior mean is ``A (y - mean)``."""
+        gain = np.sqrt(self.eigenvalues - self.noise_variance) / self.eigenvalues
+        return gain[:, None] * self.components
+
+    @property
+    def posterior_variance(self):
+        """``s2 / L_k``, (k,): the same for every row."""
+        return self.noise_variance / self.eigenvalues
+
+    def posterior_mean(self, Y):
+        return (Y - self.mean) @ self.encoder_weights.T
+
+    def reconstruct(self, Y):
+        """Decoded posterior means ``W A (y - mean) + mean``: PCA shrunk by ``1 - s2 / L_i``."""
+        return self.posterior_mean(Y) @ self.loadings.T + self.mean
+
+    def expected_loss(self, Y):
+        """``mean_i E_q ||y_i - W z - mean||^2`` with ``z ~ q(z|y_i)``, in closed form.
+
+        The squared error of the decoded posterior mean plus the trace of the
+        decoded posterior covariance, ``sum_i (L_i - s2) s2 / L_i``.
+        """
+        resid = np.sum((Y - self.reconstruct(Y)) ** 2, axis=1).mean()
+        spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
+        return float(resid + spread)
+
+    def log_likelihood(self, Y):
+        """Exact per-row log-density of Y under the model, as sklearn's ``PCA.score_samples``."""
+        d = Y.shape[1]
+        cov = self.loadings @ self.loadings.T + self.noise_variance * np.eye(d)
+        sign, logdet = np.linalg.slogdet(cov)
+        diff = Y - self.mean
+        maha = np.sum(diff * np.linalg.solve(cov, diff.T).T, axis=1)
+        return -0.5 * (d * np.log(2 * np.pi) + logdet + maha)
+
+
+def fit_ppca(Y, n_components):
+    """Maximum-likelihood pPCA of the rows of Y with ``n_components`` latent dimensions.
+
+    Eigenvalues are those of the maximum-likelihood covariance (divided by
+    n_samples). Kept eigenvalues are floored at the noise variance times
+    ``1 + 1e-6`` so that every loading and posterior variance is finite.
+    """
+    Y = np.asarray(Y, dtype=np.float64)
+    n, d = Y.shape
+    k = int(n_components)
+    mean = Y.mean(axis=0)
+    centred = Y - mean
+    # The SVD of the centred rows: eigenvalues s^2 / n, no d x d product formed
+    # when n < d.
+    _, s, Vt = np.linalg.svd(centred, full_matrices=False)
+    eig = np.zeros(max(d, k))
+    eig[: s.size] = s**2 / n
+    floor = NOISE_FLOOR * max(eig[:d].mean(), np.finfo(float).tiny)
+    noise = max(float(eig[k:d].mean()) if k < d else 0.0, floor)
+    # Directions beyond the data's rank (n_samples or n_features below k) are
+    # completed orthonormally where possible; any beyond n_features stay zero
+    # and get eigenvalue ~noise, so their loadings vanish and their posterior
+    # is the prior.
+    m = min(k, Vt.shape[0])
+    basis = Vt[:m]
+    if m < min(k, d):
+        q, _ = np.linalg.qr(np.vstack([basis, np.eye(d)]).T)
+        basis = np.vstack([basis, q.T[m : min(k, d)]])
+    components = np.zeros((k, d))
+    components[: basis.shape[0]] = basis
+    kept = np.maximum(eig[:k], noise * (1 + 1e-6))
+    return PPCA(mean=mean, components=components, eigenvalues=kept, noise_variance=noise)
