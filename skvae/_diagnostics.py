@@ -47,6 +47,23 @@ class CollapseCertificate:
         return self.collapse_loss - self.reconstruction_loss
 
 
+def moment_matched_normal(n_pairs, n_components, generator):
+    """``2 * n_pairs`` standard-normal rows whose sample mean is 0 and covariance I exactly.
+
+    Antithetic pairs ``(e, -e)`` cancel the mean; whitening by the draws' own
+    second moment makes their covariance the identity. A Monte Carlo average
+    over them is then exact for any function of ``z`` that is at most
+    quadratic: ``score_samples`` of a linear decoder (an untrained model with
+    the linear path) is the exact ELBO, and the shared draws do not bias
+    every row's score the same way. Needs ``n_pairs >= n_components``.
+    """
+    E = torch.randn((n_pairs, n_components), generator=generator, dtype=torch.float64).numpy()
+    # (1/n) E^T E = U diag(s^2 / n) U^T; E U diag(sqrt(n) / s) U^T has identity second moment.
+    _, s, Vt = np.linalg.svd(E, full_matrices=False)
+    E = E @ Vt.T @ np.diag(math.sqrt(n_pairs) / s) @ Vt
+    return np.vstack([E, -E])
+
+
 def chunks(n):
     """Row slices of at most CHUNK_ROWS rows covering range(n)."""
     return [slice(s, min(s + CHUNK_ROWS, n)) for s in range(0, n, CHUNK_ROWS)]

@@ -21,8 +21,9 @@ from ._settings import (
 from ._training import TrainingConfig, diverged, train
 from ._validation import validate_numeric
 
-#: Noise rows shared by every row in score_samples (common random numbers).
-N_SCORE_DRAWS = 16
+#: score_samples' noise rows, shared by every row (common random numbers):
+#: at least this many antithetic pairs, and at least n_components.
+MIN_SCORE_PAIRS = 8
 #: partial_fit keeps this many recent entries of loss_curve_, so that the
 #: fitted state does not grow with the number of blocks (or rows) seen.
 MAX_CURVE_ENTRIES = 1000
@@ -218,9 +219,9 @@ def fit_estimator(est, X, *, incremental=False):
         **est._training_summary(result),
     )
     if not resume:
-        attrs["_score_eps"] = torch.randn(
-            (N_SCORE_DRAWS, est.n_components), generator=generator, dtype=torch.float64,
-        ).numpy()
+        attrs["_score_eps"] = _diagnostics.moment_matched_normal(
+            max(MIN_SCORE_PAIRS, est.n_components), est.n_components, generator
+        )
     for name, value in attrs.items():
         setattr(est, name, value)
     progress.note(

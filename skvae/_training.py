@@ -176,23 +176,37 @@ def _objective(decoder, y, z, mu, logvar, weight, config):
 
 
 @torch.no_grad()
-def _validation_objective(module, Y_val, eps_val, weight, config, train_reconstruction):
-    """Negative beta-ELBO on the held-out rows, noise drawn once so that epochs compare.
+def _validation_rows(module, Y_val, eps_val, weight, config, train_reconstruction):
+    """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
 
     With the learned decoder variance the variance is the one ``score``
     uses, the maximum-likelihood value on the training rows,
     ``train_reconstruction / n_features``: an epoch that fits the training
     rows more tightly than the held-out rows then pays for it, as it does
-    in the held-out score.
+    in the held-out score. Free bits, a training device, do not enter.
     """
     mu, logvar = module.encoder(Y_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
-    R = module.decoder.squared_error(z, Y_val)
-    kl = weight * kl_term(mu, logvar, config.free_bits)
-    if config.decoder_variance != "learned":
-        return float(reconstruction_term(R, Y_val.shape[1], config.decoder_variance, 0.0) + kl)
-    variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
-    return float(0.5 * Y_val.shape[1] * math.log(variance) + R / (2.0 * variance) + kl)
+    sq = (Y_val - module.decoder(z)).pow(2).sum(dim=1).double()
+    kl = weight * kl_per_dimension(mu, logvar).sum(dim=1).double()
+    if config.decoder_variance == "learned":
+        variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
+        rows = 0.5 * Y_val.shape[1] * math.log(variance) + sq / (2.0 * variance) + kl
+    else:
+        rows = sq / (2.0 * config.decoder_variance) + kl
+    return rows.cpu().numpy()
+
+
+def beats_start(rows, start_rows, n_se=2.0):
+    """Whether held-out objectives ``rows`` beat the start's by more than ``n_se`` standard errors.
+
+    The paired per-row differences' mean must be below ``-n_se`` times their
+    standard error: on a few held-out rows a trained model that only looks
+    better by chance does not replace the linear start.
+    """
+    diff = rows - start_rows
+    se = diff.std(ddof=1) / math.sqrt(diff.size) if diff.size > 1 else math.inf
+    return bool(diff.mean() < -n_se * se)
 
 
 def _kl_weight(config, step):
@@ -278,7 +292,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         optimizer_state_from_numpy(optimizer, resume["optimizer"], Y.device)
         multiplier.log_value, multiplier.average = resume["multiplier"]
     result = TrainingResult()
-    best, stall, best_state = math.inf, 0, None
+    best, stall, best_state, start_state = math.inf, 0, None, None
     if Y_val is not None:
         result.validation_scores = []
         eps_val = torch.randn(
@@ -291,12 +305,13 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             # it is what the fit returns.
             module.eval()
             start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
-            best = _validation_objective(
+            start_rows = _validation_rows(
                 module, Y_val, eps_val, _kl_weight(config, config.first_epoch), config, start_R
-            ) / n_features
+            )
+            best = float(start_rows.mean()) / n_features
             feasible = config.constraint is None or start_R <= config.constraint.target
             if math.isfinite(best) and feasible:
-                best_state = copy.deepcopy(module.state_dict())
+                start_state = best_state = copy.deepcopy(module.state_dict())
                 result.kept_start = True
             else:
                 best = math.inf
@@ -343,9 +358,10 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         monitored = epoch_loss / n_features
         if Y_val is not None:
             module.eval()
-            monitored = _validation_objective(
+            rows = _validation_rows(
                 module, Y_val, eps_val, weight, config, recon_total / n_samples
             )
+            monitored = float(rows.mean())
             module.train()
             if not math.isfinite(monitored):
                 raise diverged(epoch, config)
@@ -369,6 +385,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             best = monitored
             if Y_val is not None and multiplier.feasible:
                 best_state = copy.deepcopy(module.state_dict())
+                best_rows = rows
                 result.kept_start = False
         if (
             stall > config.n_iter_no_change
@@ -379,6 +396,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             break
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
+    if start_state is not None and not result.kept_start and not beats_start(best_rows, start_rows):
+        best_state, result.kept_start = start_state, True
     if best_state is not None:
         module.load_state_dict(best_state)
     # The epoch check above sees the loss before the last step; the step

@@ -200,3 +200,13 @@ def test_active_units_threshold():
                np.zeros(500)]
     assert active_units(mu) == 1
     assert active_units(mu, threshold=1e-4) == 2
+
+
+def test_score_draws_have_exact_first_and_second_moments():
+    from skvae._diagnostics import moment_matched_normal
+
+    for pairs, k in [(8, 1), (8, 5), (20, 20)]:
+        E = moment_matched_normal(pairs, k, torch.Generator().manual_seed(0))
+        assert E.shape == (2 * pairs, k)
+        np.testing.assert_allclose(E.mean(axis=0), 0.0, atol=1e-12)
+        np.testing.assert_allclose(E.T @ E / len(E), np.eye(k), atol=1e-12)
