@@ -240,7 +240,8 @@ def jobs(datasets, seeds, smoke):
             for budget in budgets:
                 out.append(dict(dataset=name, seed=seed, regime="convergence",
                                 method=f"{budget} epochs, tol=0", kind="scvae",
-                                params=dict(tol=0.0, n_iter_no_change=budget),
+                                params=dict(tol=0.0, n_iter_no_change=budget,
+                                            early_stopping=False),
                                 max_iter=budget, skip_embedding=True))
     for name in datasets[:1] if smoke else [d for d in CLUSTER_SETS if d in datasets]:
         for seed in range(min(seeds, 2)):
