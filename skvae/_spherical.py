@@ -211,10 +211,11 @@ class SphericalClusterVAE(_BaseVAE):
     loss_curve_ : list of float
         Negative beta-ELBO (without the constraint term) of each epoch.
     validation_scores_ : list of float or None
-        With ``early_stopping``, the negative objective per feature on the
-        held-out rows at each epoch (higher is better); None otherwise.
+        When the fit held rows out (``early_stopping``), the negative ELBO
+        per feature of the held-out rows at each epoch, with the training
+        rows' decoder variance (higher is better); None otherwise.
     best_validation_score_ : float or None
-        The best of ``validation_scores_``; None without early stopping.
+        The best of ``validation_scores_``; None when no rows were held out.
     n_iter_ : int
         Number of epochs run (over all ``partial_fit`` calls and warm starts).
     n_samples_seen_ : int

@@ -176,19 +176,21 @@ def _objective(decoder, y, z, mu, logvar, weight, config):
 
 
 @torch.no_grad()
-def _validation_rows(module, Y_val, eps_val, weight, config, train_reconstruction):
+def _validation_rows(module, Y_val, eps_val, config, train_reconstruction):
     """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
 
     With the learned decoder variance the variance is the one ``score``
     uses, the maximum-likelihood value on the training rows,
     ``train_reconstruction / n_features``: an epoch that fits the training
     rows more tightly than the held-out rows then pays for it, as it does
-    in the held-out score. Free bits, a training device, do not enter.
+    in the held-out score. The KL weight is ``beta`` at every epoch and the
+    KL is not floored: KL annealing and free bits are training devices, and
+    an epoch of a warm-up must not look better for its smaller weight.
     """
     mu, logvar = module.encoder(Y_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
     sq = (Y_val - module.decoder(z)).pow(2).sum(dim=1).double()
-    kl = weight * kl_per_dimension(mu, logvar).sum(dim=1).double()
+    kl = config.beta * kl_per_dimension(mu, logvar).sum(dim=1).double()
     if config.decoder_variance == "learned":
         variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
         rows = 0.5 * Y_val.shape[1] * math.log(variance) + sq / (2.0 * variance) + kl
@@ -305,9 +307,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             # it is what the fit returns.
             module.eval()
             start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
-            start_rows = _validation_rows(
-                module, Y_val, eps_val, _kl_weight(config, config.first_epoch), config, start_R
-            )
+            start_rows = _validation_rows(module, Y_val, eps_val, config, start_R)
             best = float(start_rows.mean()) / n_features
             feasible = config.constraint is None or start_R <= config.constraint.target
             if math.isfinite(best) and feasible:
@@ -358,9 +358,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         monitored = epoch_loss / n_features
         if Y_val is not None:
             module.eval()
-            rows = _validation_rows(
-                module, Y_val, eps_val, weight, config, recon_total / n_samples
-            )
+            rows = _validation_rows(module, Y_val, eps_val, config, recon_total / n_samples)
             monitored = float(rows.mean())
             module.train()
             if not math.isfinite(monitored):

@@ -56,12 +56,9 @@ class VAE(_BaseVAE):
     activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
         Hidden-layer activation.
     linear_path : bool, default=True
-        Add a linear map beside each MLP (encoder mean, encoder
-        log-variance bias, decoder) and start the model at the
-        maximum-likelihood probabilistic PCA of the modelled rows, with the
-        MLPs' last layers at zero: the untrained model is pPCA, and training
-        moves away from it only where the objective improves. False gives
-        the plain MLPs of earlier versions (for ablations and reproduction).
+        Start the model at the probabilistic PCA of the standardized rows
+        through a linear map beside each MLP; False gives plain MLPs. As in
+        :class:`SphericalClusterVAE`.
     kl_annealing : {"linear", "cyclical"} or None, default=None
         KL-weight schedule: ``"linear"`` warm-up (Bowman et al., 2016) or
         ``"cyclical"`` (Fu et al., 2019); see ``annealing_epochs``.
@@ -160,10 +157,11 @@ class VAE(_BaseVAE):
     loss_curve_ : list of float
         Negative beta-ELBO of each epoch (with the epoch's KL weight).
     validation_scores_ : list of float or None
-        With ``early_stopping``, the negative objective per feature on the
-        held-out rows at each epoch (higher is better); None otherwise.
+        When the fit held rows out (``early_stopping``), the negative ELBO
+        per feature of the held-out rows at each epoch, with the training
+        rows' decoder variance (higher is better); None otherwise.
     best_validation_score_ : float or None
-        The best of ``validation_scores_``; None without early stopping.
+        The best of ``validation_scores_``; None when no rows were held out.
     n_iter_ : int
         Number of epochs run (over all ``partial_fit`` calls and warm starts).
     n_samples_seen_ : int
