@@ -69,6 +69,45 @@ def test_evaluation_benchmark_smoke(tmp_path):
         assert section in md
 
 
+def test_components_benchmark_smoke(tmp_path):
+    # iris and wine, k=2, 3 epochs: every method and every report section runs.
+    _run_smoke("components.py", tmp_path, "--n-jobs", "1")
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "components_smoke.csv", keep_default_na=False)
+    assert (df.error == "").all(), df.error.unique()
+    assert {"PCA", "pPCA posterior mean", "VAE", "VAE free bits", "SCVAE",
+            "SCVAE no linear path"} <= set(df.method)
+    md = (tmp_path / "components_smoke.md").read_text()
+    for section in ["## Held-out reconstruction", "## Against the linear baselines",
+                    "against PCA's log-likelihood", "## Trustworthiness",
+                    "## Downstream LogisticRegression", "## Fit time"]:
+        assert section in md
+
+
+def test_ppca_posterior_mean_baseline_is_the_closed_form(bench_modules):
+    # The benchmark's pPCA baseline reconstructs PCA's projection shrunk by
+    # 1 - sigma^2 / lambda_i per component (sklearn's n - 1 convention).
+    from components import PPCAPosteriorMean
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 6)) @ rng.normal(size=(6, 6)) * [1, 2, 3, 4, 5, 6]
+    Y = StandardScaler().fit_transform(X)
+    lam, V = np.linalg.eigh(np.cov(Y, rowvar=False))
+    lam, V = lam[::-1], V[:, ::-1]
+    s2 = lam[2:].mean()
+    shrunk = (Y @ V[:, :2]) * (1 - s2 / lam[:2]) @ V[:, :2].T
+    model = PPCAPosteriorMean(2).fit(X)
+    recon = StandardScaler().fit(X).transform(model.inverse_transform(model.transform(X)))
+    np.testing.assert_allclose(recon, shrunk, atol=1e-9)
+
+
+def test_linear_start_benchmark_smoke(tmp_path):
+    _run_smoke("linear_start.py", tmp_path, "--n-jobs", "1")
+    md = (tmp_path / "linear_start_smoke.md").read_text()
+    assert "| iris | 2 |" in md and "Fits where tau held at the start" in md
+
+
 def test_speed_benchmark_smoke(tmp_path):
     _run_smoke("speed.py", tmp_path)
     md = (tmp_path / "speed.md").read_text()
