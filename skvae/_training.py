@@ -211,11 +211,6 @@ def beats_start(rows, start_rows, n_se=2.0):
     return bool(diff.mean() < -n_se * se)
 
 
-def _kl_weight(config, step):
-    """The KL term's weight at 0-based epoch ``step``: beta times the schedule."""
-    return config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
-
-
 @torch.no_grad()
 def _reconstruction_loss(module, Y, batch_size, noise_generator):
     """R of the untrained model on the training rows, one pass with fresh z."""
@@ -227,6 +222,23 @@ def _reconstruction_loss(module, Y, batch_size, noise_generator):
         z = mu + eps * torch.exp(0.5 * logvar)
         total += float(module.decoder.squared_error(z, y)) * y.shape[0]
     return total / Y.shape[0]
+
+
+def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator):
+    """(held-out rows' objectives, state) of the untrained model; state None if it cannot win.
+
+    The starting model (probabilistic PCA, with the linear path) is the
+    first candidate of early stopping: if no epoch beats it on the held-out
+    rows, it is what the fit returns. It is not one where it breaks the
+    reconstruction constraint or its objective is not finite.
+    """
+    module.eval()
+    start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
+    rows = _validation_rows(module, Y_val, eps_val, config, start_R)
+    feasible = config.constraint is None or start_R <= config.constraint.target
+    if not (feasible and np.isfinite(rows).all()):
+        return rows, None
+    return rows, copy.deepcopy(module.state_dict())
 
 
 def optimizer_state_to_numpy(optimizer):
@@ -302,23 +314,16 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
         )
         if resume is None:
-            # The starting model (probabilistic PCA, with the linear path) is
-            # the first candidate: if no epoch beats it on the held-out rows,
-            # it is what the fit returns.
-            module.eval()
-            start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
-            start_rows = _validation_rows(module, Y_val, eps_val, config, start_R)
-            best = float(start_rows.mean()) / n_features
-            feasible = config.constraint is None or start_R <= config.constraint.target
-            if math.isfinite(best) and feasible:
-                start_state = best_state = copy.deepcopy(module.state_dict())
+            start_rows, start_state = _start_candidate(
+                module, Y, Y_val, eps_val, config, noise_generator
+            )
+            if start_state is not None:
+                best, best_state = float(start_rows.mean()) / n_features, start_state
                 result.kept_start = True
-            else:
-                best = math.inf
     module.train()
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
-        weight = _kl_weight(config, step)
+        weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
         order = torch.randperm(n_samples, generator=generator).to(Y.device)
         # Epoch sums stay on the device: one host sync per epoch, not three per step.
         total = torch.zeros((), dtype=Y.dtype, device=Y.device)

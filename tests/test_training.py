@@ -174,3 +174,18 @@ def test_divergence_names_the_epoch_over_all_training():
                             learning_rate=1e30, tol=0.0, n_iter_no_change=10, first_epoch=3)
     with pytest.raises(ValueError, match="Training diverged.*at epoch 5\\."):
         train(module, Y, config, generator=g, noise_generator=torch.Generator().manual_seed(1))
+
+
+def test_a_trained_model_must_beat_the_start_by_two_standard_errors():
+    from skvae._training import beats_start
+
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=400)
+    noise = rng.normal(size=400)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)  # mean 0, sd 1 exactly
+    se = 1 / np.sqrt(400)
+    # Paired differences with mean -d and standard error se: beaten iff d > 2 se.
+    assert beats_start(start + noise - 2.5 * se, start)
+    assert not beats_start(start + noise - 1.5 * se, start)
+    assert not beats_start(start + noise + 2.5 * se, start)
+    assert not beats_start(start[:1] - 10.0, start[:1])  # one row: no standard error
