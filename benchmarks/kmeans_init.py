@@ -1,9 +1,10 @@
 """K-means restarts (n_init) for the feasible band: within-cluster variance W against time.
 
-The band's floor is K-means' W on the scaled training rows (DESIGN section
-3), so a worse clustering narrows the band. For each of the evaluation's 8
-real data sets and synthetic data of 100k and 1M rows, standardized, K=8
-(the default), this fits ``KMeans`` with n_init = 1, 2 and 4 (skvae uses 4
+The band's floor is K-means' W on the scaled training rows (docs/theory.rst,
+"The feasible region"), so a worse clustering narrows the band. For each of
+the evaluation's real data sets (``_datasets.py``; 8 when the committed
+results were made) and synthetic data of 100k and 1M rows, standardized,
+K=8 (the default), this fits ``KMeans`` with n_init = 1, 2 and 4 (skvae uses 4
 up to 1M rows) over several seeds and reports W against the best W found
 (a run with many restarts, or any run that did better), and the time.
 One thread for K-means' OpenMP loops unless OMP_NUM_THREADS says otherwise.

@@ -17,7 +17,7 @@ ESTIMATORS = [
 # attribute and then expect ``fit`` to succeed. For this method K = 1 is
 # degenerate by construction: the one-centre shell codebook loss equals the
 # collapse loss exactly (W_S = delta_collapse), so the feasible band is empty
-# and DESIGN section 3 requires a clear error, which fit raises. What these checks test is covered with
+# and docs/theory.rst ("The feasible region") requires a clear error, which fit raises. What these checks test is covered with
 # n_clusters=2 in tests/test_estimator.py: test_subset_and_order_invariance,
 # test_fit_does_not_change_parameters, test_one_feature, test_1d_input_rejected.
 N_CLUSTERS_ONE = (

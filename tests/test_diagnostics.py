@@ -87,7 +87,7 @@ def test_multiplier_on_device_follows_the_same_rule():
 
 
 def _reference_rho(s, r_min, r_max, knee):
-    """DESIGN section 4's radial profile, written out independently."""
+    """The output layer's radial profile (docs/theory.rst), written out independently."""
     return np.where(s < knee, r_min + s * (1 - r_min / knee), np.minimum(s, r_max))
 
 

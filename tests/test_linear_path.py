@@ -192,3 +192,19 @@ def test_grid_search_over_n_components_picks_the_supported_k():
     scores = search.cv_results_["mean_test_score"]
     assert search.best_params_ == {"n_components": 6}
     assert scores[1] > scores[0] + 1.0
+
+
+def test_partial_fit_starts_at_the_ppca_of_its_first_block():
+    X = _low_rank()
+    first = X[:200]
+    Y = _standardized(first)
+    mean, W, s2, *_ = _ml_ppca(Y, 2)
+    est = SphericalClusterVAE(2, learning_rate_init=1e-12, hidden_layer_sizes=(8,),
+                              random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PosteriorCollapseWarning)
+        est.partial_fit(first).partial_fit(X[200:])
+    post_mean = (Y - mean) @ W @ np.linalg.inv(W.T @ W + s2 * np.eye(2))
+    Z = est.transform(first)
+    signs = np.sign(np.sum(Z * post_mean, axis=0))
+    assert_allclose(Z * signs, post_mean, atol=1e-4)

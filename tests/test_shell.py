@@ -9,7 +9,7 @@ from skvae import SphericalShellScaler
 
 
 def _reference_map(x, mean, scale, r_min, r_max, m):
-    """The map of DESIGN section 2 written independently, in torch, for autograd."""
+    """The paper's radial map (docs/theory.rst) written independently, in torch, for autograd."""
     xs = (x - mean) / scale
     r = torch.linalg.vector_norm(xs)
     rho = r_min + (r_max - r_min) * r / (r + m)
