@@ -9,7 +9,8 @@ data (the Jacobian of the shell map included), so
 blobs inside a :class:`~sklearn.pipeline.Pipeline` and draw the mean
 cross-validated score as a heat map. (Scores compare settings of the model,
 not different preprocessing before it: a scaler's Jacobian is not counted.)
-The radii are in standardized units; ``"auto"`` is the data's own annulus.
+The radii are in standardized units; ``r_max="auto"`` leaves the shell open
+outward (the collapse loss depends only on the inner radius).
 """
 
 import matplotlib.pyplot as plt

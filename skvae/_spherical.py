@@ -22,7 +22,7 @@ class SphericalClusterVAE(_BaseVAE):
 
     The data are standardized; decoder outputs are confined to a spherical
     shell ``r_min_ <= |y| <= r_max_`` around the standardized data (by
-    default the data's own annulus, no radial map); K-means fixes a
+    default open outward, with no radial map); K-means fixes a
     reconstruction target ``tau`` strictly below the collapse loss
     ``delta_collapse`` (the best any decoder that ignores its input can do
     with outputs in the shell); the VAE is trained with a Lagrange multiplier
