@@ -125,7 +125,7 @@ class ExportMixin:
         >>> from sklearn.datasets import make_blobs
         >>> from skvae import VAE
         >>> X, _ = make_blobs(n_samples=100, n_features=4, random_state=0)
-        >>> vae = VAE(max_iter=5, random_state=0).fit(X)
+        >>> vae = VAE(random_state=0).fit(X)
         >>> encoder = vae.export_module()
         >>> Z = encoder(torch.as_tensor(X)).numpy()
         >>> bool(abs(Z - vae.transform(X)).max() < 1e-10)

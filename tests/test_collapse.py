@@ -12,6 +12,7 @@ from sklearn.preprocessing import StandardScaler
 
 from skvae import SphericalClusterVAE, VAE
 from skvae._demo import heldout_mse
+from skvae.exceptions import PosteriorCollapseWarning
 
 
 def _data(name):
@@ -37,7 +38,10 @@ def test_certified_where_conventional_vae_collapses(name):
     for seed in range(5):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            vae = VAE(n_components=2, decoder_variance=sigma2, random_state=seed).fit(X_train)
+            # The conventional VAE collapses, and must say so.
+            with pytest.warns(PosteriorCollapseWarning, match="collapse is not ruled out"):
+                vae = VAE(n_components=2, decoder_variance=sigma2,
+                          random_state=seed).fit(X_train)
             svae = SphericalClusterVAE(n_components=2, decoder_variance=sigma2,
                                        random_state=seed).fit(X_train)
         assert vae.active_units_ == 0, (name, seed)
