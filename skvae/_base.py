@@ -121,7 +121,7 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _output_layer(self):
         return None
 
-    def _holds_out_rows(self, n_samples=None, incremental=False):
+    def _holds_out_rows(self, n_samples, incremental):
         """Whether this fit holds out ``validation_fraction`` of the rows to stop on.
 
         ``early_stopping="auto"`` holds them out in ``fit`` when there are at
@@ -130,7 +130,7 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         if incremental:
             return False
         if self.early_stopping == "auto":
-            return n_samples is None or n_samples >= AUTO_EARLY_STOPPING_MIN_ROWS
+            return n_samples >= AUTO_EARLY_STOPPING_MIN_ROWS
         return bool(self.early_stopping)
 
     def _constraint(self):

@@ -59,15 +59,6 @@ class PPCA:
         spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
         return float(resid + spread)
 
-    def log_likelihood(self, Y):
-        """Exact per-row log-density of Y under the model, as sklearn's ``PCA.score_samples``."""
-        d = Y.shape[1]
-        cov = self.loadings @ self.loadings.T + self.noise_variance * np.eye(d)
-        sign, logdet = np.linalg.slogdet(cov)
-        diff = Y - self.mean
-        maha = np.sum(diff * np.linalg.solve(cov, diff.T).T, axis=1)
-        return -0.5 * (d * np.log(2 * np.pi) + logdet + maha)
-
 
 def fit_ppca(Y, n_components):
     """Maximum-likelihood pPCA of the rows of Y with ``n_components`` latent dimensions.

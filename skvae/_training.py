@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ._diagnostics import chunks
 from ._networks import kl_per_dimension
 
 # Multiplier rule of docs/theory.rst.
@@ -212,11 +213,11 @@ def beats_start(rows, start_rows, n_se=2.0):
 
 
 @torch.no_grad()
-def _reconstruction_loss(module, Y, batch_size, noise_generator):
+def _reconstruction_loss(module, Y, noise_generator):
     """R of the untrained model on the training rows, one pass with fresh z."""
-    total, rows = 0.0, max(batch_size, 4096)
-    for start in range(0, Y.shape[0], rows):
-        y = Y[start : start + rows]
+    total = 0.0
+    for s in chunks(Y.shape[0]):
+        y = Y[s]
         mu, logvar = module.encoder(y)
         eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
@@ -233,7 +234,7 @@ def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator):
     reconstruction constraint or its objective is not finite.
     """
     module.eval()
-    start_R = _reconstruction_loss(module, Y, config.batch_size, noise_generator)
+    start_R = _reconstruction_loss(module, Y, noise_generator)
     rows = _validation_rows(module, Y_val, eps_val, config, start_R)
     feasible = config.constraint is None or start_R <= config.constraint.target
     if not (feasible and np.isfinite(rows).all()):
