@@ -280,6 +280,138 @@ def _fused_adam(device):
     return device.type == "cpu" and (major, minor) >= (2, 4)
 
 
+def _optimizer_and_multiplier(module, config, device, resume):
+    """Adam over the module's weights and the constraint's multiplier, resumed if given."""
+    optimizer = torch.optim.Adam(
+        module.parameters(), lr=config.learning_rate, fused=_fused_adam(device)
+    )
+    multiplier = _Multiplier(config.constraint, on_device=device.type != "cpu")
+    if resume is not None:
+        optimizer_state_from_numpy(optimizer, resume["optimizer"], device)
+        multiplier.log_value, multiplier.average = resume["multiplier"]
+    return optimizer, multiplier
+
+
+class _HeldOut:
+    """Early stopping's bookkeeping: the held-out rows, their noise, the start and the best epoch.
+
+    The noise of the held-out rows is drawn once, so that epochs compare.
+    On a fresh fit the untrained model (probabilistic PCA with the linear
+    path) is the first candidate; a trained epoch replaces it only if it
+    beats it on the held-out rows by more than two standard errors
+    (:func:`beats_start`).
+    """
+
+    def __init__(self, module, Y, Y_val, config, noise_generator, fresh):
+        self.Y_val = Y_val
+        self.config = config
+        self.eps = torch.randn(
+            (Y_val.shape[0], module.encoder.n_components),
+            generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
+        )
+        self.best = math.inf
+        self.best_state = self.start_state = self.rows = self.best_rows = None
+        if fresh:
+            self.start_rows, self.start_state = _start_candidate(
+                module, Y, Y_val, self.eps, config, noise_generator
+            )
+            if self.start_state is not None:
+                self.best = float(self.start_rows.mean()) / Y.shape[1]
+                self.best_state = self.start_state
+
+    def objective(self, module, train_reconstruction, epoch):
+        """The held-out negative ELBO per feature of the module as it is now."""
+        module.eval()
+        self.rows = _validation_rows(module, self.Y_val, self.eps, self.config,
+                                     train_reconstruction)
+        module.train()
+        monitored = float(self.rows.mean())
+        if not math.isfinite(monitored):
+            raise diverged(epoch, self.config)
+        return monitored / self.Y_val.shape[1]
+
+    def keep(self, module):
+        """Remember the module's weights as the best epoch so far."""
+        self.best_state = copy.deepcopy(module.state_dict())
+        self.best_rows = self.rows
+
+    def chosen(self, kept_start):
+        """(weights to restore or None, whether they are the start's)."""
+        if (self.start_state is not None and not kept_start
+                and not beats_start(self.best_rows, self.start_rows)):
+            return self.start_state, True
+        return self.best_state, kept_start
+
+
+def _epoch(module, Y, optimizer, multiplier, weight, config, generator, noise_generator, epoch):
+    """One pass over shuffled minibatches: (mean objective, mean R) over the rows."""
+    n_samples = Y.shape[0]
+    order = torch.randperm(n_samples, generator=generator).to(Y.device)
+    # Epoch sums stay on the device: one host sync per epoch, not three per step.
+    total = torch.zeros((), dtype=Y.dtype, device=Y.device)
+    recon_total = torch.zeros((), dtype=Y.dtype, device=Y.device)
+    for start in range(0, n_samples, config.batch_size):
+        y = Y[order[start : start + config.batch_size]]
+        mu, logvar = module.encoder(y)
+        eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        objective, R = _objective(module.decoder, y, z, mu, logvar, weight, config)
+        loss = objective
+        if config.constraint is not None:
+            loss = loss + multiplier.penalty(R)
+            # The multiplier rule is per step (docs/theory.rst).
+            multiplier.update(R.detach())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        try:
+            optimizer.step()
+        except RuntimeError as exc:  # torch's Adam overflows on absurd step sizes
+            if "overflow" not in str(exc):
+                raise
+            raise diverged(epoch, config) from None
+        total += objective.detach() * y.shape[0]
+        recon_total += R.detach() * y.shape[0]
+    total, recon_total = float(total), float(recon_total)
+    if not math.isfinite(total):
+        # Checked once per epoch (the objective carries any non-finite R);
+        # a failed fit restores the previous state.
+        raise diverged(epoch, config)
+    return total / n_samples, recon_total / n_samples
+
+
+def _report(config, epoch, loss, reconstruction, validation, multiplier):
+    """The epoch's line for ``verbose``."""
+    if config.progress is None or not config.progress.verbose:
+        return
+    msg = f"loss {loss:.6g}  R {reconstruction:.6g}"
+    if validation is not None:
+        msg += f"  validation {validation:.6g}"
+    if config.constraint is not None:
+        msg += (
+            f"  R_avg {float(multiplier.average):.6g} (tau {config.constraint.target:.6g})"
+            f"  lambda {multiplier.value:.4g}"
+        )
+    config.progress.epoch(epoch, msg)
+
+
+def _finish(module, optimizer, multiplier, result, config):
+    """Check the final weights and pack the multiplier and optimizer state into ``result``."""
+    # The epoch check sees the loss before the last step; the step itself
+    # can still overflow the weights (the estimator also checks the
+    # outputs, through the certificate's forward passes).
+    if not all(torch.isfinite(p).all() for p in module.parameters()):
+        raise diverged(result.n_iter - 1, config)
+    result.lagrange_multiplier = multiplier.value
+    log_value, result.reconstruction_average = multiplier.state()
+    result.feasible = multiplier.feasible
+    result.state = {
+        "optimizer": optimizer_state_to_numpy(optimizer),
+        "multiplier": (log_value, result.reconstruction_average),
+    }
+    module.eval()
+    return result
+
+
 def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=None):
     """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
 
@@ -298,123 +430,47 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     threshold is rescaled to the same relative change of R
     (:func:`improvement_threshold`).
     """
-    n_samples, n_features = Y.shape
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, fused=_fused_adam(Y.device)
-    )
-    multiplier = _Multiplier(config.constraint, on_device=Y.device.type != "cpu")
-    if resume is not None:
-        optimizer_state_from_numpy(optimizer, resume["optimizer"], Y.device)
-        multiplier.log_value, multiplier.average = resume["multiplier"]
+    n_features = Y.shape[1]
+    optimizer, multiplier = _optimizer_and_multiplier(module, config, Y.device, resume)
     result = TrainingResult()
-    best, stall, best_state, start_state = math.inf, 0, None, None
+    held_out = None
     if Y_val is not None:
+        held_out = _HeldOut(module, Y, Y_val, config, noise_generator, resume is None)
         result.validation_scores = []
-        eps_val = torch.randn(
-            (Y_val.shape[0], module.encoder.n_components),
-            generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
-        )
-        if resume is None:
-            start_rows, start_state = _start_candidate(
-                module, Y, Y_val, eps_val, config, noise_generator
-            )
-            if start_state is not None:
-                best, best_state = float(start_rows.mean()) / n_features, start_state
-                result.kept_start = True
+        result.kept_start = held_out.start_state is not None
+    best, stall = (math.inf if held_out is None else held_out.best), 0
     module.train()
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
         weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
-        order = torch.randperm(n_samples, generator=generator).to(Y.device)
-        # Epoch sums stay on the device: one host sync per epoch, not three per step.
-        total = torch.zeros((), dtype=Y.dtype, device=Y.device)
-        recon_total = torch.zeros((), dtype=Y.dtype, device=Y.device)
-        for start in range(0, n_samples, config.batch_size):
-            y = Y[order[start : start + config.batch_size]]
-            mu, logvar = module.encoder(y)
-            eps = torch.randn(
-                mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype
-            )
-            z = mu + eps * torch.exp(0.5 * logvar)
-            objective, R = _objective(module.decoder, y, z, mu, logvar, weight, config)
-            loss = objective
-            if config.constraint is not None:
-                loss = loss + multiplier.penalty(R)
-                # The multiplier rule is per step (docs/theory.rst).
-                multiplier.update(R.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            try:
-                optimizer.step()
-            except RuntimeError as exc:  # torch's Adam overflows on absurd step sizes
-                if "overflow" not in str(exc):
-                    raise
-                raise diverged(epoch, config) from None
-            total += objective.detach() * y.shape[0]
-            recon_total += R.detach() * y.shape[0]
-        total, recon_total = float(total), float(recon_total)
-        if not math.isfinite(total):
-            # Checked once per epoch (the objective carries any non-finite R);
-            # a failed fit restores the previous state.
-            raise diverged(epoch, config)
-        epoch_loss = total / n_samples
-        result.loss_curve.append(epoch_loss)
-        result.reconstruction_curve.append(recon_total / n_samples)
+        loss, reconstruction = _epoch(module, Y, optimizer, multiplier, weight, config,
+                                      generator, noise_generator, epoch)
+        result.loss_curve.append(loss)
+        result.reconstruction_curve.append(reconstruction)
         result.n_iter = epoch + 1
-        monitored = epoch_loss / n_features
-        if Y_val is not None:
-            module.eval()
-            rows = _validation_rows(module, Y_val, eps_val, config, recon_total / n_samples)
-            monitored = float(rows.mean())
-            module.train()
-            if not math.isfinite(monitored):
-                raise diverged(epoch, config)
-            monitored /= n_features
+        monitored = loss / n_features
+        if held_out is not None:
+            monitored = held_out.objective(module, reconstruction, epoch)
             result.validation_scores.append(-monitored)
-        if config.progress is not None and config.progress.verbose:
-            msg = f"loss {epoch_loss:.6g}  R {recon_total / n_samples:.6g}"
-            if Y_val is not None:
-                msg += f"  validation {-monitored:.6g}"
-            if config.constraint is not None:
-                msg += (
-                    f"  R_avg {float(multiplier.average):.6g} (tau {config.constraint.target:.6g})"
-                    f"  lambda {multiplier.value:.4g}"
-                )
-            config.progress.epoch(epoch, msg)
+        _report(config, epoch, loss, reconstruction,
+                None if held_out is None else -monitored, multiplier)
         # sklearn's MLP rule: count epochs that fail to improve on the best by
         # tol, read as a relative drop of R (improvement_threshold).
-        threshold = improvement_threshold(config, recon_total / n_samples, n_features)
+        threshold = improvement_threshold(config, reconstruction, n_features)
         stall = stall + 1 if monitored > best - threshold else 0
         if monitored < best:
             best = monitored
-            if Y_val is not None and multiplier.feasible:
-                best_state = copy.deepcopy(module.state_dict())
-                best_rows = rows
+            if held_out is not None and multiplier.feasible:
+                held_out.keep(module)
                 result.kept_start = False
-        if (
-            stall > config.n_iter_no_change
-            and step + 1 >= config.earliest_stop
-            and multiplier.feasible
-        ):
+        if (stall > config.n_iter_no_change and step + 1 >= config.earliest_stop
+                and multiplier.feasible):
             result.converged = True
             break
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
-    if start_state is not None and not result.kept_start and not beats_start(best_rows, start_rows):
-        best_state, result.kept_start = start_state, True
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    # The epoch check above sees the loss before the last step; the step
-    # itself can still overflow the weights (the estimator also checks the
-    # outputs, through the certificate's forward passes).
-    if not all(torch.isfinite(p).all() for p in module.parameters()):
-        raise diverged(result.n_iter - 1, config)
-    result.lagrange_multiplier = multiplier.value
-    log_value, result.reconstruction_average = multiplier.state()
-    result.feasible = multiplier.feasible
-    result.state = {
-        "optimizer": optimizer_state_to_numpy(optimizer),
-        "multiplier": (log_value, result.reconstruction_average),
-    }
-    module.eval()
-    return result
+    if held_out is not None:
+        state, result.kept_start = held_out.chosen(result.kept_start)
+        if state is not None:
+            module.load_state_dict(state)
+    return _finish(module, optimizer, multiplier, result, config)
