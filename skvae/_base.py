@@ -1,29 +1,35 @@
-"""The estimator machinery shared by SphericalClusterVAE and VAE (fit, transform, score, pickling)."""
+"""The estimator shared by SphericalClusterVAE and VAE: parameters, and fit as phase methods."""
 
+import copy
 import numbers
-import warnings
 from abc import abstractmethod
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from sklearn.base import (
     BaseEstimator,
     ClassNamePrefixFeaturesOutMixin,
-    TransformerMixin,
     _fit_context,
 )
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _diagnostics
-from ._networks import _ACTIVATIONS, module_from_state, module_state
 from ._export import ExportMixin
-from ._fitting import fit_estimator
-from ._settings import torch_threads
-from ._scaling import row_norms, standardize
-from ._training import Constraint
-from ._validation import FLOAT_DTYPES, check_finite_output, fit_or_restore, validate_numeric
+from ._feasible import mean_squared_distance
+from ._fitting import (
+    MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, check_first_rows, fit_seeds, split_rows, warn_after_fit,
+)
+from ._inference import InferenceMixin
+from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
+from ._persistence import PersistenceMixin
+from ._ppca import fit_ppca
+from ._progress import Progress
+from ._settings import (
+    batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, torch_threads,
+)
+from ._training import Constraint, TrainingConfig, diverged, train
+from ._validation import fit_or_restore, validate_numeric
 
 #: ``early_stopping="auto"`` holds out rows from this many training rows on.
 AUTO_EARLY_STOPPING_MIN_ROWS = 20
@@ -34,26 +40,43 @@ AUTO_EARLY_STOPPING_MIN_ROWS = 20
 FLOAT32_SAFE = 1e30
 
 
-def _by_chunks(fn, A, n_jobs):
-    """``fn`` applied to row blocks of ``A``, written into one preallocated array.
+@dataclass
+class _Run:
+    """What one call of fit or partial_fit carries from its set-up to its epochs.
 
-    Every map here is row-wise, so the result equals ``fn(A)``; only a block's
-    intermediates exist at a time, so memory stays at the output's size plus
-    ``CHUNK_ROWS`` rows whatever n_samples is. Runs with the estimator's
-    ``n_jobs`` torch threads.
+    ``Y`` are the call's rows in the modelled representation (the data map,
+    band and certificate use all of them), ``Y_fit`` the rows the gradient
+    steps see and ``Y_val`` early stopping's held-out rows, or None.
     """
-    out = None
-    with torch_threads(n_jobs):
-        for s in _diagnostics.chunks(A.shape[0]):
-            part = fn(A[s])
-            if out is None:
-                out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
-            out[s] = part
-    return out
+
+    n_samples: int
+    resume: bool
+    incremental: bool
+    calls: int
+    seeds: list
+    device: torch.device
+    progress: Progress
+    generator: torch.Generator
+    noise_generator: torch.Generator
+    Y: np.ndarray = None
+    Y_fit: np.ndarray = None
+    Y_val: np.ndarray = None
+    module: torch.nn.Module = None
+    constraint: Constraint = None
+    total_variance: float = None
+    ppca: object = None  # the probabilistic PCA of every row, on a fresh fit
 
 
-class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
-    """Fit/transform/score template; subclasses supply the data representation."""
+class _BaseVAE(
+    InferenceMixin, PersistenceMixin, ExportMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator,
+):
+    """Fit template: the phases of a fit, with hooks for the data map and the band.
+
+    ``fit`` is :meth:`_initialize` (unless it continues a fitted model with
+    ``warm_start``) and :meth:`_run_epochs` for up to ``max_iter`` epochs;
+    ``partial_fit`` is :meth:`_initialize` on its first call and
+    :meth:`_run_epochs` for one epoch. Inference is :class:`InferenceMixin`'s.
+    """
 
     _parameter_constraints: dict = {
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -102,24 +125,23 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _collapse_loss(self, Y):
         """Smallest loss on rows Y of a decoder that ignores its input."""
 
-    @abstractmethod
-    def _standardization(self):
-        """The fitted standardization (``mean_``, ``scale_``) in front of the model."""
-
-    @abstractmethod
-    def _to_representation(self, X):
-        """Map validated rows in original units to the space the VAE models."""
-
-    @abstractmethod
-    def _from_representation(self, Y):
-        """Map decoder outputs back to original units."""
-
-    @abstractmethod
-    def _log_abs_det_jacobian(self, X):
-        """log|det| of the Jacobian of _to_representation at validated rows X."""
-
     def _output_layer(self):
+        """The decoder's norm-constraint layer ``(r_min, r_max, knee)``, or None."""
         return None
+
+    def _schedule(self):
+        """KL-weight schedule: dict of TrainingConfig fields (kl_weight, ...)."""
+        return {}
+
+    def _training_summary(self, result):
+        """Extra fitted attributes from the training result."""
+        return {}
+
+    def _constraint(self):
+        """The fitted reconstruction constraint, to continue training under it."""
+        if getattr(self, "reconstruction_target_", None) is None:
+            return None
+        return Constraint(self.reconstruction_target_, self.collapse_loss_)
 
     def _holds_out_rows(self, n_samples, incremental):
         """Whether this fit holds out ``validation_fraction`` of the rows to stop on.
@@ -132,20 +154,6 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
         if self.early_stopping == "auto":
             return n_samples >= AUTO_EARLY_STOPPING_MIN_ROWS
         return bool(self.early_stopping)
-
-    def _constraint(self):
-        """The fitted reconstruction constraint, to continue training under it."""
-        if getattr(self, "reconstruction_target_", None) is None:
-            return None
-        return Constraint(self.reconstruction_target_, self.collapse_loss_)
-
-    def _schedule(self):
-        """KL-weight schedule: dict of TrainingConfig fields (kl_weight, ...)."""
-        return {}
-
-    def _training_summary(self, result):
-        """Extra fitted attributes from the training result."""
-        return {}
 
     # --------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
@@ -165,7 +173,7 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The fitted estimator.
         """
         with torch_threads(self.n_jobs):
-            return fit_or_restore(self, fit_estimator, self, X)
+            return fit_or_restore(self, self._fit, X, incremental=False)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def partial_fit(self, X, y=None):
@@ -194,182 +202,205 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
             The updated estimator.
         """
         with torch_threads(self.n_jobs):
-            return fit_or_restore(self, fit_estimator, self, X, incremental=True)
+            return fit_or_restore(self, self._fit, X, incremental=True)
 
     # --------------------------------------------------------------- inference
-    def _validated(self, X):
-        check_is_fitted(self)
-        return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
+    # ------------------------------------------------------------- fit phases
+    def _fit(self, X, incremental):
+        """One call of fit or partial_fit: set up (or continue), then train and certify."""
+        resume = hasattr(self, "module_") and (incremental or self.warm_start)
+        if incremental and self.early_stopping is True:
+            raise ValueError("partial_fit does not support early_stopping=True.")
+        X = validate_numeric(self, X, reset=not resume)
+        run = self._continue(X, incremental) if resume else self._initialize(X, incremental)
+        self._run_epochs(run, 1 if incremental else self.max_iter)
 
-    def _checked(self, method, out, X):
-        """``out`` in X's dtype, or a ValueError naming rows of X too far out for it."""
-        scaler = self._standardization()
-
-        def describe(i, dtype):
-            d = row_norms(standardize(X[i : i + 1], scaler.mean_, scaler.scale_))[0]
-            return (
-                f"its standardized distance from the training mean is {d:.3g}, where "
-                f"training rows lie at root-mean-square distance "
-                f"{np.sqrt(self.n_features_in_):.3g} or less. Rows this far outside "
-                f"the training data are beyond what the model can evaluate in {dtype}; "
-                "check their units or remove them."
-            )
-
-        return check_finite_output(self, method, out, describe, X.dtype)
-
-    def transform(self, X):
-        """Posterior means E[z | x] of the rows of X.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in original units.
-
-        Returns
-        -------
-        X_new : ndarray of shape (n_samples, n_components)
-            Latent coordinates, float32 for float32 input (else float64); a
-            row's value does not depend on the other rows (up to rounding,
-            see :ref:`reproducibility`).
-
-        Raises
-        ------
-        ValueError
-            If a row lies so far outside the training data that its latent
-            coordinates overflow float64.
-        """
-        X = self._validated(X)
-        out = _by_chunks(
-            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0], X,
-            self.n_jobs,
-        )
-        return self._checked("transform", out, X)
-
-    def inverse_transform(self, X):
-        """Decode latent coordinates back to the original feature space.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_components)
-            Latent coordinates, e.g. the output of :meth:`transform`.
-
-        Returns
-        -------
-        X_original : ndarray of shape (n_samples, n_features)
-            Reconstructions in original units, float32 for float32 input.
-
-        Raises
-        ------
-        ValueError
-            If a latent row is so far from the prior's mass that its
-            reconstruction overflows float64.
-        """
-        check_is_fitted(self)
-        Z = check_array(X, dtype=FLOAT_DTYPES)
-        if Z.shape[1] != self.n_components:
-            raise ValueError(
-                f"X has {Z.shape[1]} features, but {type(self).__name__}."
-                f"inverse_transform is expecting {self.n_components} latent "
-                "coordinates (n_components) as input."
-            )
-        out = _by_chunks(
-            lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z,
-            self.n_jobs,
+    def _new_run(self, X, *, resume, incremental):
+        """The call's settings, seeds, progress report and random generators."""
+        check_network_size(X.shape[1], self.n_components, hidden_sizes(self.hidden_layer_sizes))
+        device = resolve_device(self.device)
+        calls = self.n_partial_fit_calls_ if resume else 0
+        seeds = fit_seeds(self.random_state, calls)
+        return _Run(
+            n_samples=X.shape[0], resume=resume, incremental=incremental, calls=calls,
+            seeds=seeds, device=device,
+            # Reports phases when verbose; a local, never stored on the estimator.
+            progress=Progress(self.verbose, type(self).__name__),
+            generator=torch.Generator().manual_seed(seeds[1]),
+            noise_generator=torch.Generator(device=device).manual_seed(seeds[2]),
         )
 
-        def describe(i, dtype):
-            norm, bulk = row_norms(Z[i : i + 1])[0], np.sqrt(self.n_components) + 5
-            if norm > bulk:
-                return (
-                    f"its latent norm is {norm:.3g}, where the prior N(0, I) puts "
-                    f"almost every row below {bulk:.3g}; latent rows this far out "
-                    f"are beyond what the decoder can map in {dtype}."
-                )
-            scale = self._standardization().scale_
-            return (
-                f"its latent norm {norm:.3g} is typical of the prior, but the decoded "
-                f"row in original units (feature scales up to {scale.max():.3g}) "
-                f"exceeds the {dtype} range: the decoder's outputs are extreme, as "
-                "after a diverging fit (lower learning_rate_init)."
-            )
+    def _set(self, attrs):
+        # Set as soon as fitted, so later phases can apply them; a failed fit
+        # restores the estimator's previous __dict__ whole (fit_or_restore).
+        for name, value in attrs.items():
+            setattr(self, name, value)
 
-        return check_finite_output(self, "inverse_transform", out, describe, Z.dtype)
-
-    def score_samples(self, X):
-        """Evidence lower bound of each row, as a log-density of the original data.
-
-        ``E_q[log N(y; y_hat(z), sigma^2 I)] - KL(q(z|x) || p(z)) + log|det J(x)|``
-        in nats, where ``y`` is the row in the modelled representation,
-        ``sigma^2 = decoder_variance_`` and ``J`` the Jacobian of the map from
-        original units to that representation. The expectation uses a fixed
-        set of noise draws, so repeated calls agree and a row's value does not
-        depend on the other rows.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in original units.
-
-        Returns
-        -------
-        elbo : ndarray of shape (n_samples,)
-            Lower bound on log p(x) of each row, float32 for float32 input.
-
-        Raises
-        ------
-        ValueError
-            If a row lies so far outside the training data that its
-            log-density is below the float64 range, or (with
-            ``shell_map="paper"``) a row equals the training mean, where the
-            paper's map makes the density infinite.
-        """
-        X = self._validated(X)
-        return self._checked(
-            "score_samples", _by_chunks(self._score_block, X, self.n_jobs), X
+    def _initialize(self, X, incremental):
+        """Data map, probabilistic PCA, band, held-out rows and the networks at the linear start."""
+        check_first_rows(X)
+        run = self._new_run(X, resume=False, incremental=incremental)
+        attrs, run.Y = self._fit_data_map(X, run.progress)
+        self._set(attrs)
+        with run.progress.phase("probabilistic PCA (linear start)"):
+            run.ppca = fit_ppca(run.Y, self.n_components)
+        band, run.constraint = self._fit_band(run.Y, run.ppca, run.seeds[0], run.progress)
+        self._set(band)
+        run.total_variance = self.total_variance_
+        self._hold_out(run)
+        # The start is fitted on the rows training sees, so that the held-out
+        # rows judge it as fairly as every later epoch.
+        start = None
+        if self.linear_path:
+            start = run.ppca if run.Y_val is None else fit_ppca(run.Y_fit, self.n_components)
+        run.module = build_vae(
+            n_features=X.shape[1],
+            n_components=self.n_components,
+            hidden_layer_sizes=hidden_sizes(self.hidden_layer_sizes),
+            activation=self.activation,
+            output_layer=self._output_layer(),
+            device=run.device,
+            generator=run.generator,
+            linear_start=start,
         )
+        return run
 
-    def _score_block(self, X):
-        Y = self._to_representation(X)
-        elbo = _diagnostics.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
-        return elbo + self._log_abs_det_jacobian(X)
+    def _continue(self, X, incremental):
+        """A fitted model's data map, band and networks, to train on (warm_start, partial_fit)."""
+        run = self._new_run(X, resume=True, incremental=incremental)
+        run.Y = self._to_representation(X)
+        run.constraint = self._constraint()
+        # A float32 training copy; the fitted float64 module stays untouched
+        # until the call succeeds.
+        run.module = copy.deepcopy(self.module_).float().to(run.device)
+        # The band is the first fit's; explained_fraction_ refers to this call's rows.
+        run.total_variance = mean_squared_distance(run.Y, run.Y.mean(axis=0))
+        self._hold_out(run)
+        return run
 
-    def score(self, X, y=None):
-        """Mean ELBO of the rows of X (higher is better; see :meth:`score_samples`).
+    def _hold_out(self, run):
+        # The data map, the band and the certificate use every row; early
+        # stopping holds rows out of the gradient steps only, to decide when
+        # to stop and which epoch to keep.
+        run.Y_fit, run.Y_val = run.Y, None
+        if self._holds_out_rows(run.n_samples, run.incremental):
+            run.Y_fit, run.Y_val = split_rows(run.Y, self.validation_fraction, run.seeds[3])
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Data in original units.
-        y : None
-            Ignored.
+    def _run_epochs(self, run, max_iter):
+        """Train up to ``max_iter`` epochs, certify, and set the fitted attributes."""
+        result, config = self._train(run, max_iter)
+        run.Y_fit = run.Y_val = None  # the training copies are not needed further
+        if result.kept_start and not run.resume and self.linear_path:
+            # No epoch beat the linear start on the held-out rows: the fit is
+            # probabilistic PCA, now of every row.
+            start_at_ppca(run.module, run.ppca)
+        cert, mu, logvar = self._certify(run, result, config)
+        self._store(run, result, config, cert, mu, logvar)
+        run.progress.note(
+            f"{'certified' if cert.certified else 'NOT certified'}: R_hat + 3 SE = "
+            f"{cert.reconstruction_loss + 3 * cert.standard_error:.6g} vs delta_collapse = "
+            f"{cert.collapse_loss:.6g}; explained {self.explained_fraction_:.1%}"
+        )
+        # partial_fit runs one epoch by design: only the certificate is reported.
+        warn_after_fit(type(self).__name__, result, cert, run.constraint,
+                       max_iter=self.max_iter, tol=self.tol, convergence=not run.incremental)
 
-        Returns
-        -------
-        score : float
-            Average lower bound on log p(x), in nats.
+    def _train(self, run, max_iter):
+        """(TrainingResult, TrainingConfig) of the minibatch epochs on ``run.Y_fit``."""
+        batch_size, learning_rate = batch_and_learning_rate(
+            self.batch_size, self.learning_rate_init, run.Y_fit.shape[0]
+        )
+        config = TrainingConfig(
+            beta=self.beta,
+            decoder_variance=self.decoder_variance,
+            max_iter=max_iter,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change,
+            constraint=run.constraint,
+            recon_floor=1e-9 * run.total_variance,
+            progress=run.progress,
+            first_epoch=self.n_iter_ if run.resume else 0,
+            **self._schedule(),
+        )
+        Y_train = torch.as_tensor(run.Y_fit, dtype=torch.float32, device=run.device)
+        Y_val = None if run.Y_val is None else torch.as_tensor(
+            run.Y_val, dtype=torch.float32, device=run.device)
+        run.progress.start_training(config.max_iter, Y_train.shape[0], config.batch_size)
+        result = train(
+            run.module, Y_train, config, generator=run.generator,
+            noise_generator=run.noise_generator, Y_val=Y_val,
+            resume=self._training_state if run.resume else None,
+        )
+        run.progress.end_training(
+            result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
+        )
+        return result, config
+
+    def _certify(self, run, result, config):
+        """(certificate, posterior means, log-variances) of every row of the call.
+
+        They use the network in its training precision: its decoder passes
+        are cheaper than in float64, and float32 rounding of R-hat (relative
+        ~1e-6) is far below the Monte Carlo error the test allows for. With
+        partial_fit they refer to the block of the latest call.
         """
-        return float(np.mean(self.score_samples(X)))
+        with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)"):
+            mu, logvar = _diagnostics.encode(run.module, run.Y)
+            cert = _diagnostics.collapse_certificate(
+                run.module, run.Y, mu, logvar,
+                self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,
+                n_passes=self.n_certificate_passes, generator=run.generator,
+            )
+        if not (np.isfinite(cert.reconstruction_loss) and np.isfinite(mu).all()
+                and np.isfinite(logvar).all()):
+            # The weights can be finite and still overflow float32 on the
+            # training rows (a last step of an absurd learning rate).
+            raise diverged(result.n_iter - 1, config)
+        return cert, mu, logvar
 
-    def sample(self, n_samples=1, random_state=None):
-        """Draw rows from the generative model: z ~ N(0, I), decoded to X.
-
-        Parameters
-        ----------
-        n_samples : int, default=1
-            Number of rows.
-        random_state : int, RandomState instance or None, default=None
-            Seed of the latent draws.
-
-        Returns
-        -------
-        X : ndarray of shape (n_samples, n_features)
-            Decoded samples in original units (decoder means, no output noise).
-        """
-        check_is_fitted(self)
-        if not isinstance(n_samples, numbers.Integral) or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
-        Z = check_random_state(random_state).standard_normal((n_samples, self.n_components))
-        return self.inverse_transform(Z)
+    def _store(self, run, result, config, cert, mu, logvar):
+        """Set the fitted attributes of the trained model and its diagnostics."""
+        # Served inference runs in float64 so a row's output does not depend
+        # on which other rows share its batch (float32 kernels may sum in
+        # another order); eval mode makes the output layer's norms overflow-safe.
+        module = run.module.double().eval()
+        if self.decoder_variance == "learned":
+            decoder_variance = (max(cert.reconstruction_loss, config.recon_floor)
+                                / run.Y.shape[1])
+        else:
+            decoder_variance = float(self.decoder_variance)
+        scores = result.validation_scores
+        curve = (list(self.loss_curve_) if run.resume else []) + result.loss_curve
+        attrs = dict(
+            validation_scores_=scores,
+            best_validation_score_=None if scores is None else max(scores),
+            module_=module,
+            device_=str(run.device),
+            loss_curve_=curve[-MAX_CURVE_ENTRIES:] if run.incremental else curve,
+            n_iter_=config.first_epoch + result.n_iter,
+            n_samples_seen_=(self.n_samples_seen_ if run.resume else 0) + run.n_samples,
+            n_partial_fit_calls_=run.calls + 1 if run.incremental else 0,
+            reconstruction_loss_=cert.reconstruction_loss,
+            reconstruction_loss_se_=cert.standard_error,
+            collapse_certified_=cert.certified,
+            explained_fraction_=1.0 - cert.reconstruction_loss / run.total_variance,
+            decoder_variance_=decoder_variance,
+            active_units_=_diagnostics.active_units(mu),
+            kl_per_dimension_=_diagnostics.kl_by_dimension(mu, logvar),
+            mutual_information_=_diagnostics.mutual_information(
+                mu, logvar, generator=run.generator
+            ),
+            # Adam's moments (2x the weights) are kept only where they will be used.
+            _training_state=result.state if run.incremental or self.warm_start else None,
+            **self._training_summary(result),
+        )
+        if not run.resume:
+            attrs["_score_eps"] = _diagnostics.moment_matched_normal(
+                max(MIN_SCORE_PAIRS, self.n_components), self.n_components, run.generator
+            )
+        self._set(attrs)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -380,37 +411,3 @@ class _BaseVAE(ExportMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, B
     def _n_features_out(self):
         return self.n_components
 
-    # ------------------------------------------------------------- persistence
-    def __getstate__(self):
-        # A copy: BaseEstimator returns the instance's own __dict__ for
-        # classes outside sklearn, and pickling must not change the model.
-        state = dict(super().__getstate__())
-        module = state.get("module_")
-        if isinstance(module, torch.nn.Module):
-            # Stored as numpy weights plus the architecture: CPU-portable, and
-            # skops.io loads it trusting only skvae types (no torch objects).
-            state["module_"] = module_state(module)
-        return state
-
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if not isinstance(state.get("module_"), dict):
-            return
-        target = torch.device(self.device_)
-        if target.type == "cuda" and not _cuda_device_exists(target):
-            warnings.warn(
-                f"{type(self).__name__} was fitted on {self.device_}, which this "
-                f"machine does not have ({torch.cuda.device_count()} CUDA "
-                "device(s)); it was loaded on the CPU.",
-                UserWarning,
-            )
-            self.device_ = "cpu"
-            target = torch.device("cpu")
-        self.module_ = module_from_state(state["module_"], target)
-
-
-def _cuda_device_exists(device):
-    """Whether ``device`` (type cuda) names a GPU present on this machine."""
-    if not torch.cuda.is_available():
-        return False
-    return (device.index or 0) < torch.cuda.device_count()
