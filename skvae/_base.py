@@ -14,7 +14,7 @@ from sklearn.base import (
 )
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from . import _diagnostics
+from . import _diagnostics, _forward
 from ._export import ExportMixin
 from ._feasible import mean_squared_distance
 from ._fitting import (
@@ -25,7 +25,7 @@ from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
 from ._persistence import PersistenceMixin
 from ._ppca import fit_ppca
 from ._progress import Progress
-from ._settings import (
+from ._runtime import (
     batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, torch_threads,
 )
 from ._training import Constraint, TrainingConfig, diverged, train
@@ -347,7 +347,7 @@ class _BaseVAE(
         partial_fit they refer to the block of the latest call.
         """
         with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)"):
-            mu, logvar = _diagnostics.encode(run.module, run.Y)
+            mu, logvar = _forward.encode(run.module, run.Y)
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
                 self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,
@@ -388,7 +388,7 @@ class _BaseVAE(
             explained_fraction_=1.0 - cert.reconstruction_loss / run.total_variance,
             decoder_variance_=decoder_variance,
             active_units_=_diagnostics.active_units(mu),
-            kl_per_dimension_=_diagnostics.kl_by_dimension(mu, logvar),
+            kl_per_dimension_=_diagnostics.mean_kl(mu, logvar),
             mutual_information_=_diagnostics.mutual_information(
                 mu, logvar, generator=run.generator
             ),
@@ -397,7 +397,7 @@ class _BaseVAE(
             **self._training_summary(result),
         )
         if not run.resume:
-            attrs["_score_eps"] = _diagnostics.moment_matched_normal(
+            attrs["_score_eps"] = _forward.moment_matched_normal(
                 max(MIN_SCORE_PAIRS, self.n_components), self.n_components, run.generator
             )
         self._set(attrs)

@@ -6,6 +6,8 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+from ._scaling import inverse_radial, origin_to_e1, radial
+
 
 class Standardize(nn.Module):
     """``(x - mean) / scale`` with the fitted column statistics as buffers."""
@@ -35,10 +37,8 @@ class RadialMap(nn.Module):
 
     def forward(self, x):
         r = torch.linalg.vector_norm(x, dim=1, keepdim=True)
-        rho = self.r_min + (self.r_max - self.r_min) * r / (r + self.m)
-        e1 = torch.zeros_like(x[:1])
-        e1[0, 0] = self.r_min
-        return torch.where(r > 0, x * (rho / r.clamp_min(1e-300)), e1)
+        rho = radial(r, self.r_min, self.r_max, self.m)
+        return origin_to_e1(x * (rho / r.clamp_min(1e-300)), r == 0, self.r_min)
 
 
 class InverseRadialMap(RadialMap):
@@ -50,8 +50,8 @@ class InverseRadialMap(RadialMap):
 
     def forward(self, y):
         norm = torch.linalg.vector_norm(y, dim=1, keepdim=True)
-        clipped = norm.clamp(self.lo, self.hi)
-        r = self.m * (clipped - self.r_min).clamp_min(0.0) / (self.r_max - clipped)
+        # lo, the smallest training norm, is at least r_min.
+        r = inverse_radial(norm.clamp(self.lo, self.hi), self.r_min, self.r_max, self.m)
         return y * (r / norm.clamp_min(1e-300))
 
 
@@ -77,16 +77,6 @@ class DecoderMean(nn.Module):
 
     def forward(self, z):
         return self.inverse(self.decoder(z))
-
-
-def paper_maps(shell, radius_range):
-    """The export maps of the paper's geometry: standardize + radial map, and back."""
-    radial = (shell.r_min, shell.r_max, shell.radius_scale_)
-    return (
-        nn.Sequential(Standardize(shell.mean_, shell.scale_), RadialMap(*radial)),
-        nn.Sequential(InverseRadialMap(*radial, *radius_range),
-                      Unstandardize(shell.mean_, shell.scale_)),
-    )
 
 
 class ExportMixin:

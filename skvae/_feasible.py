@@ -7,13 +7,11 @@ import numpy as np
 from sklearn.cluster import KMeans, MiniBatchKMeans
 from sklearn.exceptions import ConvergenceWarning
 
-from ._scaling import row_norms
+from ._scaling import origin_to_e1, row_norms
 
-#: Above this many rows the internal clustering uses ``MiniBatchKMeans``.
-#: Measured (benchmarks/results/speed.md, 64 features, K=8, 2 cores): full
-#: K-means with n_init=4 grows linearly and took 10.9 s at 1M rows, about a
-#: tenth of the 1.9-minute default fit there, while the mini-batch version
-#: ends 2-9% higher in W (a narrower band); so full K-means is kept up to 1M rows.
+#: Above this many rows the internal clustering uses ``MiniBatchKMeans``,
+#: which ends higher in W (a narrower band) than full K-means; the
+#: trade-off is measured in benchmarks/results/speed.md.
 MINIBATCH_KMEANS_THRESHOLD = 1_000_000
 
 
@@ -35,15 +33,13 @@ def project_to_shell(C, r_min, r_max):
     """Nearest point of the shell for each row: ``c * clamp(|c|, r_min, r_max) / |c|``.
 
     A row at the origin (every shell point is then equally near) goes to
-    ``r_min * e_1``, the same convention as :class:`SphericalShellScaler`.
+    ``r_min * e_1`` (:func:`~skvae._scaling.origin_to_e1`).
     """
     C = np.asarray(C, dtype=np.float64)
     norm = row_norms(C)[:, None]
     zero = norm[:, 0] == 0
     P = C * (np.clip(norm, r_min, r_max) / np.where(zero[:, None], 1.0, norm))
-    P[zero] = 0.0
-    P[zero, 0] = r_min
-    return P
+    return origin_to_e1(P, zero, r_min)
 
 
 def mean_squared_distance(Y, C):
@@ -52,17 +48,16 @@ def mean_squared_distance(Y, C):
 
 
 def collapse_loss(Y, r_min, r_max):
-    """Total variance T and ``delta_collapse = min_{c in S} mean ||y - c||^2``.
+    """``delta_collapse = min_{c in S} mean ||y - c||^2``, the loss of a decoder that ignores z.
 
     The minimiser over the shell is the projection of the mean, so
-    ``delta_collapse = T + dist(mean, S) ** 2``; with ``r_max = inf`` the
-    outer side never binds.
+    ``delta_collapse = T + dist(mean, S) ** 2`` with ``T`` the total
+    variance; with ``r_max = inf`` the outer side never binds.
     """
     mean = Y.mean(axis=0)
-    total = mean_squared_distance(Y, mean)
     norm = float(np.linalg.norm(mean))
     dist = max(0.0, r_min - norm, norm - r_max)
-    return total, total + dist**2
+    return mean_squared_distance(Y, mean) + dist**2
 
 
 def _kmeans(Y, n_clusters, random_state):
@@ -133,7 +128,8 @@ def fit_feasible_region(
     centers, labels = _kmeans(Y, n_clusters, random_state)
     W = mean_squared_distance(Y, centers[labels])
     W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
-    T, delta = collapse_loss(Y, r_min, r_max)
+    T = mean_squared_distance(Y, Y.mean(axis=0))
+    delta = collapse_loss(Y, r_min, r_max)
     pca = None if ppca is None else ppca.expected_loss(Y)
     if anchor == "codebook":
         anchor_loss = W_S

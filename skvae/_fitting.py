@@ -8,7 +8,6 @@ from sklearn.utils import check_random_state
 
 from .exceptions import PosteriorCollapseWarning
 from ._scaling import check_not_constant
-from ._settings import validation_split
 
 #: score_samples' noise rows, shared by every row (common random numbers):
 #: at least this many antithetic pairs, and at least n_components.
@@ -31,6 +30,18 @@ def check_first_rows(X):
             f"n_samples={X.shape[0]}: at least 2 samples are needed to fit a VAE."
         )
     check_not_constant(X)
+
+
+def validation_split(X, fraction, seed):
+    """Rows for training and the held-out rows for early stopping (at least 1 each)."""
+    n = X.shape[0]
+    n_val = min(max(int(round(fraction * n)), 1), n - 2)
+    if n_val < 1:
+        raise ValueError(
+            f"early_stopping needs at least 3 rows (2 to train, 1 to validate); got {n}."
+        )
+    perm = np.random.RandomState(seed).permutation(n)
+    return X[perm[n_val:]], X[perm[:n_val]]
 
 
 def split_rows(Y, fraction, seed):

@@ -4,14 +4,13 @@ import numbers
 from abc import ABCMeta, abstractmethod
 
 import numpy as np
-import torch
 from sklearn.base import TransformerMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from . import _diagnostics
+from . import _forward
 from ._scaling import row_norms, standardize
-from ._settings import torch_threads
+from ._runtime import torch_threads
 from ._validation import FLOAT_DTYPES, check_finite_output, validate_numeric
 
 
@@ -25,7 +24,7 @@ def _by_chunks(fn, A, n_jobs):
     """
     out = None
     with torch_threads(n_jobs):
-        for s in _diagnostics.chunks(A.shape[0]):
+        for s in _forward.chunks(A.shape[0]):
             part = fn(A[s])
             if out is None:
                 out = np.empty((A.shape[0], *part.shape[1:]), dtype=part.dtype)
@@ -101,7 +100,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
         """
         X = self._validated(X)
         out = _by_chunks(
-            lambda x: _diagnostics.encode(self.module_, self._to_representation(x))[0], X,
+            lambda x: _forward.encode(self.module_, self._to_representation(x))[0], X,
             self.n_jobs,
         )
         return self._checked("transform", out, X)
@@ -134,7 +133,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
                 "coordinates (n_components) as input."
             )
         out = _by_chunks(
-            lambda z: self._from_representation(_diagnostics.decode(self.module_, z)), Z,
+            lambda z: self._from_representation(_forward.decode(self.module_, z)), Z,
             self.n_jobs,
         )
 
@@ -191,7 +190,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
 
     def _score_block(self, X):
         Y = self._to_representation(X)
-        elbo = _diagnostics.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
+        elbo = _forward.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
         return elbo + self._log_abs_det_jacobian(X)
 
     def score(self, X, y=None):

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ._scaling import origin_to_e1
+
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU, "gelu": nn.GELU}
 
 #: The knee of the output layer is at least this multiple of the inner radius.
@@ -63,11 +65,8 @@ class NormConstraint(nn.Module):
         rho = torch.where(
             norm < self.knee, self.r_min + self.slope * norm, norm.clamp_max(self.r_max)
         )
-        y = u * (rho / safe)
-        e1 = torch.zeros_like(u[:1])
-        e1[0, 0] = self.r_min
         # NaN rows stay NaN (a diverged network must not look like a finite one).
-        return torch.where(norm <= tiny, e1, y)
+        return origin_to_e1(u * (rho / safe), norm <= tiny, self.r_min)
 
     def squared_error(self, u, y):
         """Training loss ``mean_i |y_i - layer(u)_i|^2``, the layer fused into it.
@@ -304,6 +303,6 @@ def module_from_state(state, device="cpu"):
     return module.to(device).eval()
 
 
-def kl_per_dimension(mu, logvar):
+def kl_elementwise(mu, logvar):
     """KL(N(mu, exp(logvar)) || N(0, 1)) for each row and latent dimension."""
     return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)

@@ -1,6 +1,7 @@
 """Column standardization and row norms that neither overflow nor underflow in float64."""
 
 import numpy as np
+import torch
 from sklearn.base import BaseEstimator
 
 from ._validation import non_finite_rows
@@ -183,3 +184,46 @@ class Standardizer(BaseEstimator):
     _transform = standardize
     _inverse_transform = inverse_transform
     _log_abs_det_jacobian = log_abs_det_jacobian
+
+
+def radial(r, r_min, r_max, m):
+    """The paper's radial profile ``rho(r) = r_min + (r_max - r_min) r / (r + m)``.
+
+    ``r = inf`` gives ``r_max``. ``r`` is a numpy array or a torch tensor
+    (the export module uses this).
+    """
+    if torch.is_tensor(r):
+        ratio = torch.where(torch.isinf(r), 1.0, r / (r + m))
+    else:
+        with np.errstate(invalid="ignore"):
+            ratio = np.where(np.isinf(r), 1.0, r / (r + m))
+    return r_min + (r_max - r_min) * ratio
+
+
+def inverse_radial(rho, r_min, r_max, m):
+    """``r`` with ``radial(r) = rho``, for ``r_min <= rho < r_max`` (numpy or torch).
+
+    ``m * u / (1 - u)`` with ``u = (rho - r_min) / (r_max - r_min)``, written
+    so that ``1 - u`` is formed without cancellation.
+    """
+    return m * (rho - r_min) / (r_max - rho)
+
+
+def origin_to_e1(Y, at_origin, r_min):
+    """Rows of ``Y`` flagged in ``at_origin`` replaced by ``r_min * e_1``.
+
+    The shell's rule for a row with no direction (the origin, or a decoder
+    output of norm ~0): every point of the shell is then equally near, and
+    the first basis direction is the convention. ``Y`` is a numpy array or a
+    torch tensor; ``at_origin`` a boolean mask of its rows, shape ``(n,)`` or
+    ``(n, 1)``. NaN rows that are not flagged stay NaN.
+    """
+    if torch.is_tensor(Y):
+        e1 = torch.zeros_like(Y[:1])
+        e1[0, 0] = r_min
+        return torch.where(at_origin.reshape(-1, 1), e1, Y)
+    Y = np.array(Y, dtype=np.float64)
+    at_origin = np.asarray(at_origin).reshape(-1)
+    Y[at_origin] = 0.0
+    Y[at_origin, 0] = r_min
+    return Y

@@ -13,7 +13,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from ._scaling import (
-    Standardizer, row_norms, row_polar, standard_scale, standardize, unstandardize,
+    Standardizer, inverse_radial, origin_to_e1, radial, row_norms, row_polar, standard_scale,
+    standardize, unstandardize,
 )
 from ._validation import (
     FLOAT_DTYPES, check_finite_output, fit_or_restore, non_finite_rows, validate_numeric,
@@ -23,13 +24,6 @@ from ._validation import (
 #: Largest accepted radius, in standardized units. Standardized rows have
 #: norms of order sqrt(n_features); radii beyond this only overflow float32.
 MAX_RADIUS = 1e6
-
-
-def _radial(r, r_min, r_max, m):
-    """rho(r) = r_min + (r_max - r_min) * r / (r + m), finite for r up to +inf."""
-    with np.errstate(invalid="ignore"):
-        ratio = np.where(np.isinf(r), 1.0, r / (r + m))
-    return r_min + (r_max - r_min) * ratio
 
 
 def _log1p_ratio(log_r, m):
@@ -222,12 +216,8 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         log_r, direction = row_polar(self._standardize(X))
         with np.errstate(over="ignore"):
             r = np.exp(log_r)[:, None]  # may be inf; rho(inf) = r_max
-        rho = _radial(r, self.r_min, self.r_max, self.radius_scale_)
-        zero = np.isneginf(log_r)
-        Y = direction * rho
-        Y[zero] = 0.0
-        Y[zero, 0] = self.r_min
-        return Y
+        rho = radial(r, self.r_min, self.r_max, self.radius_scale_)
+        return origin_to_e1(direction * rho, np.isneginf(log_r), self.r_min)
 
     def inverse_transform(self, X):
         """Map rows of the shell back to original units.
@@ -268,9 +258,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 "inverted."
             )
         norm = np.maximum(norm, r_min)  # rows within rounding of r_min are on it
-        # r = m * u / (1 - u) with u = (|y| - r_min) / (r_max - r_min), written
-        # so that 1 - u is formed without cancellation.
-        r = m * np.maximum(norm - r_min, 0.0) / (r_max - norm)
+        r = inverse_radial(norm, r_min, r_max, m)
         out = unstandardize((Y / norm) * r, self.mean_, self.scale_)
         bad = non_finite_rows(out)
         if np.any(bad):
@@ -326,7 +314,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             log_drho = np.log(width * m) - 2.0 * log_r_plus_m
             if n_features > 1:
                 r = np.exp(log_r)
-                log_ratio = np.log(_radial(r, self.r_min, self.r_max, m)) - log_r
+                log_ratio = np.log(radial(r, self.r_min, self.r_max, m)) - log_r
                 log_drho = log_drho + (n_features - 1) * log_ratio
         return log_drho - np.log(self.scale_).sum()
 

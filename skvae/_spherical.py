@@ -2,14 +2,13 @@
 
 import numbers
 
-import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import _BaseVAE
-from ._export import paper_maps
+from ._docstrings import fill
 from ._feasible import collapse_loss
-from ._representation import fit_band, fit_data_map
-from ._scaling import row_norms
+from ._geometry import GEOMETRIES
+from ._representation import check_n_clusters, fit_band, fit_data_map
 from ._shell import MAX_RADIUS
 
 #: Defaults of the reconstruction target (chosen from benchmarks/results/evaluation.md).
@@ -40,8 +39,7 @@ class SphericalClusterVAE(_BaseVAE):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Dimension of the latent space.
+    {{n_components}}
     n_clusters : int, default=8
         K of the internal K-means that defines the feasible band. Must be at
         least 2 and at most n_samples.
@@ -82,78 +80,11 @@ class SphericalClusterVAE(_BaseVAE):
         positive float fixes ``sigma^2`` in the modelled space's units
         (standardized units by default), the conventional setting in which
         VAEs collapse for large ``sigma^2``.
-    hidden_layer_sizes : array-like of int, default=(128, 64)
-        Widths of the encoder's hidden layers; the decoder mirrors them. An
-        empty tuple gives linear maps.
-    activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
-        Hidden-layer activation.
-    linear_path : bool, default=True
-        Add a linear map beside each MLP (encoder mean, encoder
-        log-variance bias, decoder) and start the model at the
-        maximum-likelihood probabilistic PCA of the modelled rows, with the
-        MLPs' last layers at zero: the untrained model is pPCA, and training
-        moves away from it only where the objective improves. False gives
-        the plain MLPs of earlier versions (for ablations and reproduction).
-    max_iter : int, default=200
-        Maximum number of epochs.
-    batch_size : int or "auto", default="auto"
-        Minibatch size. ``"auto"`` is ``n_samples // 10`` clipped to
-        [16, 256], so that small data sets still get about ten optimizer
-        steps per epoch, and above 25,600 rows ``n_samples // 100`` up to
-        4096, so that a step's arithmetic outweighs its fixed cost.
-    learning_rate_init : float or "auto", default="auto"
-        Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
-        ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
-    tol : float, default=1e-3
-        An epoch improves when its loss per feature beats the best by more
-        than a threshold that stands for a relative improvement of the
-        reconstruction loss R of about ``2 * tol``: ``tol`` itself with the
-        learned decoder variance, ``tol * R / (decoder_variance *
-        n_features)`` with a fixed one. 1e-3 (scikit-learn's MLPs use 1e-4)
-        stopped data sets of 30k-110k rows in 0.54-0.99 of the time, with at
-        most 1.6% more held-out error, and left small ones about unchanged
-        (:ref:`user guide <choices>`).
+    {{hidden_layer_sizes activation linear_path max_iter batch_size learning_rate_init tol}}
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.
-    early_stopping : bool or "auto", default="auto"
-        Hold out ``validation_fraction`` of the rows and stop when the
-        objective on them stops improving; the weights of the best epoch at which the reconstruction
-        constraint held are kept, and the untrained starting model (probabilistic PCA, with the
-        linear path) is a candidate too, so training never returns a model
-        that fits the held-out rows worse than its start.
-        ``"auto"`` does this in ``fit`` from 20 rows on, and never in
-        ``partial_fit``. The held-out rows are left out of the gradient steps
-        only: the data map, the linear start, the band and the certificate
-        use every row.
-    validation_fraction : float, default=0.1
-        Share of the rows held out when ``early_stopping`` is True.
-    warm_start : bool, default=False
-        When True, ``fit`` on a fitted model continues training its networks
-        (and Adam's state) for up to ``max_iter`` more epochs on the new X,
-        keeping the fitted standardization and band; the diagnostics are
-        then evaluated on the new X. When False, ``fit`` starts over.
-    n_certificate_passes : int, default=10
-        Passes over the training data with fresh ``z`` in the certificate
-        (at least 10).
-    device : str, default="cpu"
-        Torch device to train on, e.g. ``"cuda"``. Fitted models are stored
-        CPU-portable when pickled.
-    n_jobs : int or None, default=None
-        Torch intra-op threads for fit, partial_fit and inference, set for
-        the call and restored after it (torch's setting is process-wide).
-        None means 1, the measured robust choice on a shared machine; -1
-        means all CPUs. More threads pay off only with large batches and
-        layers on an otherwise idle machine.
-    random_state : int, RandomState instance or None, default=None
-        Seeds K-means, the weight initialisation, minibatch order and all
-        noise draws (through local generators; global RNGs are not touched).
-    verbose : int, default=0
-        0 prints nothing. 1 prints each phase of the fit with its time
-        (standardization, K-means, training, certificate), about 20 epoch
-        lines ``epoch i/max_iter`` with the losses, elapsed time and an ETA
-        (a tqdm bar instead when tqdm is installed and stderr is a terminal),
-        and the certificate's verdict. 2 prints every epoch.
+    {{early_stopping validation_fraction warm_start n_certificate_passes device n_jobs random_state verbose}}
 
     Attributes
     ----------
@@ -178,27 +109,14 @@ class SphericalClusterVAE(_BaseVAE):
         ``delta_collapse = T + dist(mean, shell)^2``.
     reconstruction_target_ : float
         ``tau``, the upper edge of the feasible band.
-    reconstruction_loss_ : float
-        ``R_hat``: expected reconstruction loss on the training data with
-        ``z ~ q(z|x)``, averaged over ``n_certificate_passes`` passes.
-    reconstruction_loss_se_ : float
-        Standard error of ``reconstruction_loss_``.
-    collapse_certified_ : bool
-        ``R_hat + 3 SE < delta_collapse``: the posterior provably depends on x.
+    {{reconstruction_loss_ reconstruction_loss_se_ collapse_certified_}}
     explained_fraction_ : float
         ``1 - R_hat / T``: the share of the (standardized) data's variance
         the model reconstructs. Certification says the posterior did not
         collapse; this says how much the model captures.
     lagrange_multiplier_ : float
         Final value of the constraint's multiplier (1e-3 means inactive).
-    decoder_variance_ : float
-        Decoder variance used by :meth:`score_samples`.
-    active_units_ : int
-        Latent dimensions with ``Var_x(E[z|x]) > 0.01`` on the training data.
-    kl_per_dimension_ : ndarray of shape (n_components,)
-        Mean KL(q(z|x) || p(z)) per latent dimension, in nats.
-    mutual_information_ : float
-        Estimate of I(x; z) under q, in nats.
+    {{decoder_variance_ active_units_ kl_per_dimension_ mutual_information_}}
     shell_radius_range_ : tuple of float
         Smallest and largest norm of the training rows in the modelled
         space; with the paper's map, decoded norms are clipped into it
@@ -210,27 +128,7 @@ class SphericalClusterVAE(_BaseVAE):
         Training rows whose norm is below the knee.
     loss_curve_ : list of float
         Negative beta-ELBO (without the constraint term) of each epoch.
-    validation_scores_ : list of float or None
-        When the fit held rows out (``early_stopping``), the negative ELBO
-        per feature of the held-out rows at each epoch, with the training
-        rows' decoder variance (higher is better); None otherwise.
-    best_validation_score_ : float or None
-        The best of ``validation_scores_``; None when no rows were held out.
-    n_iter_ : int
-        Number of epochs run (over all ``partial_fit`` calls and warm starts).
-    n_samples_seen_ : int
-        Rows trained on: by ``fit``, or summed over ``partial_fit`` calls.
-    n_partial_fit_calls_ : int
-        Number of ``partial_fit`` calls since the last ``fit`` (0 after ``fit``).
-    device_ : str
-        Device the networks live on.
-    module_ : torch.nn.Module
-        The trained encoder and decoder (float64).
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
-        has feature names that are all strings.
+    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ module_ n_features_in_ feature_names_in_}}
 
     See Also
     --------
@@ -343,19 +241,24 @@ class SphericalClusterVAE(_BaseVAE):
         self.random_state = random_state
         self.verbose = verbose
 
+    def _geometry(self):
+        return GEOMETRIES[self.shell_map]
+
     def _fit_data_map(self, X, progress):
-        return fit_data_map(self, X, progress)
+        check_n_clusters(self.n_clusters, X.shape[0])
+        return fit_data_map(self._geometry(), X, r_min=self.r_min, r_max=self.r_max,
+                            progress=progress)
 
     def _fit_band(self, Y, ppca, seed, progress):
-        return fit_band(self, Y, ppca, seed, progress)
+        return fit_band(Y, ppca, n_clusters=self.n_clusters, r_min=self.r_min_,
+                        r_max=self.r_max_, margin=self.margin, anchor=self.anchor,
+                        seed=seed, progress=progress)
 
     def _export_maps(self):
-        if self.shell_map == "identity":
-            return super()._export_maps()
-        return paper_maps(self.shell_, self.shell_radius_range_)
+        return self._geometry().export_maps(self.shell_, self.shell_radius_range_)
 
     def _collapse_loss(self, Y):
-        return collapse_loss(Y, self.r_min_, self.r_max_)[1]
+        return collapse_loss(Y, self.r_min_, self.r_max_)
 
     def _standardization(self):
         return self.shell_
@@ -364,13 +267,7 @@ class SphericalClusterVAE(_BaseVAE):
         return self.shell_._transform(X)
 
     def _from_representation(self, Y):
-        if self.shell_map == "identity":
-            return self.shell_._inverse_transform(Y)
-        # Decoder outputs are not data: keep their norms inside the radial range
-        # the training rows occupied, where the inverse shell map is tame.
-        lo, hi = self.shell_radius_range_
-        norm = row_norms(Y)[:, None]
-        return self.shell_._inverse_transform(Y * (np.clip(norm, lo, hi) / norm))
+        return self._geometry().inverse(self.shell_, Y, self.shell_radius_range_)
 
     def _log_abs_det_jacobian(self, X):
         return self.shell_._log_abs_det_jacobian(X)
@@ -380,3 +277,6 @@ class SphericalClusterVAE(_BaseVAE):
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}
+
+
+SphericalClusterVAE.__doc__ = fill(SphericalClusterVAE.__doc__)

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ._diagnostics import chunks
-from ._networks import kl_per_dimension
+from ._forward import chunks
+from ._networks import kl_elementwise
 
 # Multiplier rule of docs/theory.rst.
 LAMBDA_INIT = 1.0
@@ -79,7 +79,7 @@ def reconstruction_term(R, n_features, decoder_variance, floor):
 
 def kl_term(mu, logvar, free_bits):
     """Mean KL(q(z|x) || p(z)); with free bits, each dimension's batch mean is floored."""
-    kl = kl_per_dimension(mu, logvar).mean(dim=0)
+    kl = kl_elementwise(mu, logvar).mean(dim=0)
     if free_bits > 0:
         # Below the floor the term is constant, so its gradient stops there.
         kl = kl.clamp_min(free_bits)
@@ -191,7 +191,7 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction):
     mu, logvar = module.encoder(Y_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
     sq = (Y_val - module.decoder(z)).pow(2).sum(dim=1).double()
-    kl = config.beta * kl_per_dimension(mu, logvar).sum(dim=1).double()
+    kl = config.beta * kl_elementwise(mu, logvar).sum(dim=1).double()
     if config.decoder_variance == "learned":
         variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
         rows = 0.5 * Y_val.shape[1] * math.log(variance) + sq / (2.0 * variance) + kl
@@ -269,10 +269,9 @@ def optimizer_state_from_numpy(optimizer, state, device):
 def _fused_adam(device):
     """Whether torch has a fused Adam kernel for ``device``'s parameters.
 
-    One kernel for all parameters instead of a loop over them in Python: on
-    the CPU a step of the default network took 72 us instead of 270 us
-    (measured), 10-15% of a training step at batches of 256 rows or fewer.
-    The CPU kernel came with torch 2.4.
+    One kernel for all parameters instead of a loop over them in Python,
+    which matters most at small batches (benchmarks/results/speed.md). The
+    CPU kernel came with torch 2.4.
     """
     if device.type == "cuda":
         return True

@@ -5,6 +5,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from ._base import FLOAT32_SAFE, _BaseVAE
+from ._docstrings import fill
 from ._feasible import mean_squared_distance
 from ._scaling import Standardizer
 
@@ -42,8 +43,7 @@ class VAE(_BaseVAE):
 
     Parameters
     ----------
-    n_components : int, default=2
-        Dimension of the latent space.
+    {{n_components}}
     beta : float, default=1.0
         Weight of the KL term.
     decoder_variance : "learned" or float, default="learned"
@@ -51,14 +51,7 @@ class VAE(_BaseVAE):
         a positive float fixes ``sigma^2`` in standardized units (the model
         collapses when it exceeds the largest eigenvalue of the standardized
         covariance, Lucas et al. 2019).
-    hidden_layer_sizes : array-like of int, default=(128, 64)
-        Widths of the encoder's hidden layers; the decoder mirrors them.
-    activation : {"relu", "tanh", "elu", "gelu"}, default="relu"
-        Hidden-layer activation.
-    linear_path : bool, default=True
-        Start the model at the probabilistic PCA of the standardized rows
-        through a linear map beside each MLP; False gives plain MLPs. As in
-        :class:`SphericalClusterVAE`.
+    {{hidden_layer_sizes activation linear_path}}
     kl_annealing : {"linear", "cyclical"} or None, default=None
         KL-weight schedule: ``"linear"`` warm-up (Bowman et al., 2016) or
         ``"cyclical"`` (Fu et al., 2019); see ``annealing_epochs``.
@@ -72,59 +65,10 @@ class VAE(_BaseVAE):
         Per-dimension KL floor in nats (Kingma et al., 2016): each latent
         dimension's batch-mean KL enters the loss as ``max(free_bits, KL_j)``,
         so it gets no gradient below the floor.
-    max_iter : int, default=200
-        Maximum number of epochs.
-    batch_size : int or "auto", default="auto"
-        Minibatch size. ``"auto"`` is ``n_samples // 10`` clipped to
-        [16, 256], so that small data sets still get about ten optimizer
-        steps per epoch, and above 25,600 rows ``n_samples // 100`` up to
-        4096, so that a step's arithmetic outweighs its fixed cost.
-    learning_rate_init : float or "auto", default="auto"
-        Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
-        ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
-    tol : float, default=1e-3
-        An epoch improves when its loss per feature beats the best by more
-        than a threshold that stands for a relative improvement of the
-        reconstruction loss R of about ``2 * tol``: ``tol`` itself with the
-        learned decoder variance, ``tol * R / (decoder_variance *
-        n_features)`` with a fixed one. 1e-3 (scikit-learn's MLPs use 1e-4)
-        was chosen with :class:`SphericalClusterVAE`, which trains through
-        the same loop; on the evaluation's small data sets it left this
-        estimator's held-out error about unchanged (:ref:`user guide
-        <choices>`).
+    {{max_iter batch_size learning_rate_init tol}}
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement.
-    early_stopping : bool or "auto", default="auto"
-        Hold out ``validation_fraction`` of the rows and stop when the
-        objective on them stops improving; the weights of the best epoch are
-        kept, and the untrained starting model (probabilistic PCA, with the
-        linear path) is a candidate too, so training never returns a model
-        that fits the held-out rows worse than its start.
-        ``"auto"`` does this in ``fit`` from 20 rows on, and never in
-        ``partial_fit``. The held-out rows are left out of the gradient steps
-        only: the data map, the linear start, the band and the certificate
-        use every row.
-    validation_fraction : float, default=0.1
-        Share of the rows held out when ``early_stopping`` is True.
-    warm_start : bool, default=False
-        When True, ``fit`` continues the fitted networks and Adam's state on
-        the new X, keeping the standardization (there is no band here); as
-        in :class:`SphericalClusterVAE`.
-    n_certificate_passes : int, default=10
-        Passes with fresh ``z`` for ``reconstruction_loss_`` (at least 10).
-    device : str, default="cpu"
-        Torch device to train on.
-    n_jobs : int or None, default=None
-        Torch intra-op threads, for each call only: None means 1 (robust on
-        a busy machine), -1 all CPUs; as in :class:`SphericalClusterVAE`.
-    random_state : int, RandomState instance or None, default=None
-        Seeds the weight initialisation, minibatch order and noise draws.
-    verbose : int, default=0
-        0 prints nothing. 1 prints each phase of the fit with its time
-        (standardization, K-means, training, certificate), about 20 epoch
-        lines ``epoch i/max_iter`` with the losses, elapsed time and an ETA
-        (a tqdm bar instead when tqdm is installed and stderr is a terminal),
-        and the certificate's verdict. 2 prints every epoch.
+    {{early_stopping validation_fraction warm_start n_certificate_passes device n_jobs random_state verbose}}
 
     Attributes
     ----------
@@ -138,45 +82,13 @@ class VAE(_BaseVAE):
     collapse_loss_ : float
         Loss of the best input-independent decoder; without a shell it can
         output the mean, so this equals ``total_variance_``.
-    reconstruction_loss_ : float
-        Expected reconstruction loss on the training data with ``z ~ q(z|x)``.
-    reconstruction_loss_se_ : float
-        Its standard error over ``n_certificate_passes`` passes.
-    collapse_certified_ : bool
-        ``reconstruction_loss_ + 3 SE < collapse_loss_``.
+    {{reconstruction_loss_ reconstruction_loss_se_ collapse_certified_}}
     explained_fraction_ : float
         ``1 - reconstruction_loss_ / total_variance_``.
-    decoder_variance_ : float
-        Decoder variance used by :meth:`score_samples`.
-    active_units_ : int
-        Latent dimensions with ``Var_x(E[z|x]) > 0.01``.
-    kl_per_dimension_ : ndarray of shape (n_components,)
-        Mean KL per latent dimension, in nats.
-    mutual_information_ : float
-        Estimate of I(x; z) under q, in nats.
+    {{decoder_variance_ active_units_ kl_per_dimension_ mutual_information_}}
     loss_curve_ : list of float
         Negative beta-ELBO of each epoch (with the epoch's KL weight).
-    validation_scores_ : list of float or None
-        When the fit held rows out (``early_stopping``), the negative ELBO
-        per feature of the held-out rows at each epoch, with the training
-        rows' decoder variance (higher is better); None otherwise.
-    best_validation_score_ : float or None
-        The best of ``validation_scores_``; None when no rows were held out.
-    n_iter_ : int
-        Number of epochs run (over all ``partial_fit`` calls and warm starts).
-    n_samples_seen_ : int
-        Rows trained on: by ``fit``, or summed over ``partial_fit`` calls.
-    n_partial_fit_calls_ : int
-        Number of ``partial_fit`` calls since the last ``fit`` (0 after ``fit``).
-    device_ : str
-        Device the networks live on.
-    module_ : torch.nn.Module
-        The trained encoder and decoder (float64).
-    n_features_in_ : int
-        Number of features seen during :term:`fit`.
-    feature_names_in_ : ndarray of shape (`n_features_in_`,)
-        Names of features seen during :term:`fit`. Defined only when `X`
-        has feature names that are all strings.
+    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ module_ n_features_in_ feature_names_in_}}
 
     See Also
     --------
@@ -301,3 +213,6 @@ class VAE(_BaseVAE):
             free_bits=self.free_bits,
             fixed_budget=self.kl_annealing == "cyclical",
         )
+
+
+VAE.__doc__ = fill(VAE.__doc__)

@@ -7,7 +7,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from . import _diagnostics
+from . import _diagnostics, _forward
 from ._diagnostics import ACTIVE_UNIT_THRESHOLD, CollapseCertificate
 from ._spherical import SphericalClusterVAE
 from ._vae import VAE
@@ -23,7 +23,7 @@ __all__ = [
 
 def _posterior(estimator, X):
     Y = estimator._to_representation(estimator._validated(X))
-    return Y, *_diagnostics.encode(estimator.module_, Y)
+    return Y, *_forward.encode(estimator.module_, Y)
 
 
 def _torch_generator(random_state):
@@ -106,7 +106,7 @@ def kl_per_dimension(estimator, X):
     (2,)
     """
     _, mu, logvar = _posterior(estimator, X)
-    return _diagnostics.kl_by_dimension(mu, logvar)
+    return _diagnostics.mean_kl(mu, logvar)
 
 
 @validate_params(

@@ -8,7 +8,7 @@ import torch
 from numpy.testing import assert_allclose
 
 from skvae._diagnostics import active_units, mutual_information
-from skvae._networks import NormConstraint, build_vae, kl_per_dimension
+from skvae._networks import NormConstraint, build_vae, kl_elementwise
 from skvae._training import Constraint, _Multiplier, kl_term
 from skvae._vae import kl_weight_schedule
 
@@ -23,7 +23,7 @@ def test_kl_closed_form_matches_monte_carlo():
     log_p = torch.distributions.Normal(0.0, 1.0).log_prob(z)
     mc = (log_q - log_p).mean(dim=0)
     se = (log_q - log_p).std(dim=0) / math.sqrt(z.shape[0])
-    closed = kl_per_dimension(mu, logvar)[0]
+    closed = kl_elementwise(mu, logvar)[0]
     assert torch.all((closed - mc).abs() < 4 * se)
     # ... and torch's own analytic KL.
     ref = torch.distributions.kl_divergence(
@@ -203,7 +203,7 @@ def test_active_units_threshold():
 
 
 def test_score_draws_have_exact_first_and_second_moments():
-    from skvae._diagnostics import moment_matched_normal
+    from skvae._forward import moment_matched_normal
 
     for pairs, k in [(8, 1), (8, 5), (20, 20)]:
         E = moment_matched_normal(pairs, k, torch.Generator().manual_seed(0))

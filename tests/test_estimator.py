@@ -62,7 +62,7 @@ def test_inference_by_row_blocks_matches_whole_array(fitted, monkeypatch):
     # transform, inverse_transform and score_samples work on blocks of
     # CHUNK_ROWS rows to bound memory; with blocks of 7 rows (uneven last
     # block) they must equal one forward pass of the networks over all rows.
-    import skvae._diagnostics as diag
+    import skvae._forward as diag
 
     est, X = fitted
     Y = est._to_representation(X)
@@ -224,7 +224,7 @@ def test_spherical_score_change_of_variables():
                                          hidden_layer_sizes=(32,), max_iter=150,
                                          random_state=0), _two_blobs_2d())
     _, dens_x, cell_x = _grid_mass(est.score_samples, 150, n=601)
-    from skvae._diagnostics import elbo
+    from skvae._forward import elbo
 
     G, dens_y, cell_y = _grid_mass(
         lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_), 2.0, n=801)
@@ -245,7 +245,7 @@ def test_identity_shell_score_is_a_density_of_the_original_data():
                                          hidden_layer_sizes=(32,), max_iter=150,
                                          random_state=0), X)
     _, dens_x, cell_x = _grid_mass(est.score_samples, 150, n=601)
-    from skvae._diagnostics import elbo
+    from skvae._forward import elbo
 
     Xs_max = np.abs((X - X.mean(axis=0)) / X.std(axis=0)).max() + 3
     _, dens_y, cell_y = _grid_mass(

@@ -10,7 +10,7 @@ from sklearn.datasets import load_iris, make_blobs
 from sklearn.exceptions import ConvergenceWarning
 
 from skvae import VAE, SphericalClusterVAE
-from skvae._settings import AUTO_BATCH_RANGE, AUTO_BATCH_STEPS, auto_batch_size
+from skvae._runtime import AUTO_BATCH_RANGE, AUTO_BATCH_STEPS, auto_batch_size
 
 
 def _fit(est, X):

@@ -1,4 +1,4 @@
-"""Resolve fit settings: device, threads, batch_size="auto", the early-stopping split, layer sizes."""
+"""How a fit runs on this machine: device, torch threads, batch size and learning rate, network size."""
 
 import contextlib
 import math
@@ -42,9 +42,9 @@ def resolve_device(device):
 def resolve_n_jobs(n_jobs):
     """Torch intra-op threads for ``n_jobs`` (sklearn's convention).
 
-    None means 1 (measured robust on a busy machine: torch's intra-op
-    threads spin, and beside one other busy process a 2-thread fit ran 10-20x
-    slower than with 1 thread); -1 means all CPUs, -2 all but one, and so on.
+    None means 1: torch's intra-op threads spin, so more than one slows a
+    fit down beside other busy processes (benchmarks/results/threads.md);
+    -1 means all CPUs, -2 all but one, and so on.
     """
     if n_jobs is None:
         return 1
@@ -98,18 +98,6 @@ def batch_and_learning_rate(batch_size, learning_rate_init, n_samples):
     batch = min(auto_batch_size(n_samples) if batch_size == "auto" else batch_size, n_samples)
     rate = auto_learning_rate(batch) if learning_rate_init == "auto" else learning_rate_init
     return batch, rate
-
-
-def validation_split(X, fraction, seed):
-    """Rows for training and the held-out rows for early stopping (at least 1 each)."""
-    n = X.shape[0]
-    n_val = min(max(int(round(fraction * n)), 1), n - 2)
-    if n_val < 1:
-        raise ValueError(
-            f"early_stopping needs at least 3 rows (2 to train, 1 to validate); got {n}."
-        )
-    perm = np.random.RandomState(seed).permutation(n)
-    return X[perm[n_val:]], X[perm[:n_val]]
 
 
 #: Largest network accepted, in weights: 2**31 float32 weights are 8 GiB
