@@ -1,106 +1,43 @@
-"""The two ablations of the collapse benchmark: the constraint without the shell, the shell without the constraint."""
+"""The one benchmarks module built on skvae's internals: ablations of the method and of its output layer.
 
-import numbers
+Every other benchmark measures the public estimators. Here:
+
+* :class:`ConstraintWithoutShell` and :class:`ShellWithoutConstraint`, the
+  two ablations of the collapse benchmark;
+* :func:`default_network` and :func:`counting_in_band_steps`, the pieces of
+  ``step_overhead.py`` that time the output layer's loss inside one
+  training step and count the steps where the layer is the identity.
+"""
+
+import contextlib
 
 import numpy as np
-from sklearn.preprocessing import StandardScaler
-from sklearn.utils._param_validation import Interval
+import torch
 
-from skvae import VAE, SphericalClusterVAE
-from skvae._base import _BaseVAE
-from skvae._feasible import fit_feasible_region
-from skvae._training import Constraint
+import skvae._networks as networks
+from skvae import SphericalClusterVAE
+from skvae._networks import build_vae
+from skvae._training import _fused_adam
 
 
-class ConstraintWithoutShell(_BaseVAE):
-    """Conventional VAE on standardized data, trained inside the cluster-aware band.
+class ConstraintWithoutShell(SphericalClusterVAE):
+    """SphericalClusterVAE without the shell: trained inside the cluster-aware band, outputs free.
 
-    Without the shell the centres are not projected (``W_S = W``) and the best
-    input-independent decoder outputs the mean (``delta_collapse = T``), which
-    is ``fit_feasible_region`` with ``r_min=0`` and ``r_max=inf``. Everything
-    else (K-means, margin, multiplier rule, certificate) is the library's, and
-    the data map is :class:`skvae.VAE`'s.
+    Without the shell the centres are not projected (``W_S = W``) and the
+    best input-independent decoder outputs the mean (``delta_collapse = T``):
+    the band of radii ``r_min = 0`` and ``r_max = inf``, and no output
+    layer. Everything else (standardization, K-means, anchor, margin,
+    multiplier rule, certificate) is SphericalClusterVAE's, with its
+    parameters and defaults.
     """
 
-    _parameter_constraints: dict = {
-        **_BaseVAE._parameter_constraints,
-        "n_clusters": [Interval(numbers.Integral, 2, None, closed="left")],
-        "margin": [Interval(numbers.Real, 0, 1, closed="neither")],
-    }
-
-    def __init__(
-        self,
-        n_components=2,
-        *,
-        n_clusters=8,
-        margin=0.5,
-        beta=1.0,
-        decoder_variance="learned",
-        hidden_layer_sizes=(128, 64),
-        activation="relu",
-        linear_path=True,
-        max_iter=200,
-        batch_size="auto",
-        learning_rate_init="auto",
-        tol=1e-3,
-        n_iter_no_change=10,
-        early_stopping="auto",
-        validation_fraction=0.1,
-        warm_start=False,
-        n_certificate_passes=10,
-        device="cpu",
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
-    ):
-        self.n_components = n_components
-        self.beta = beta
-        self.decoder_variance = decoder_variance
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.linear_path = linear_path
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.warm_start = warm_start
-        self.n_certificate_passes = n_certificate_passes
-        self.device = device
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
-        self.n_clusters = n_clusters
-        self.margin = margin
-
     def _fit_data_map(self, X, progress):
-        scaler = StandardScaler().fit(X)
-        return dict(scaler_=scaler), scaler.transform(X)
+        attrs, Y = super()._fit_data_map(X, progress)
+        attrs.update(r_min_=0.0, r_max_=np.inf, output_knee_=None, n_rows_below_knee_=0)
+        return attrs, Y
 
-    def _fit_band(self, Y, ppca, seed, progress):
-        region = fit_feasible_region(
-            Y, n_clusters=self.n_clusters, r_min=0.0, r_max=np.inf,
-            margin=self.margin, random_state=seed,
-        )
-        attrs = dict(
-            total_variance_=region.total_variance,
-            collapse_loss_=region.collapse_loss,
-            within_cluster_variance_=region.within_cluster_variance,
-            reconstruction_target_=region.reconstruction_target,
-        )
-        return attrs, Constraint(region.reconstruction_target, region.collapse_loss)
-
-    # The same data map as the conventional VAE: standardization only.
-    _collapse_loss = VAE._collapse_loss
-    _standardization = VAE._standardization
-    _to_representation = VAE._to_representation
-    _from_representation = VAE._from_representation
-    _log_abs_det_jacobian = VAE._log_abs_det_jacobian
-
-    def _training_summary(self, result):
-        return {"lagrange_multiplier_": result.lagrange_multiplier}
+    def _output_layer(self):
+        return None
 
 
 class ShellWithoutConstraint(SphericalClusterVAE):
@@ -116,3 +53,31 @@ class ShellWithoutConstraint(SphericalClusterVAE):
 
     def _constraint(self):
         return None
+
+
+def default_network(n_features, generator, output_layer=(0.5, 20.0, 1.0)):
+    """The default networks (hidden (128, 64), 2 latent dimensions) with a shell output layer, and their Adam."""
+    module = build_vae(n_features=n_features, n_components=2, hidden_layer_sizes=(128, 64),
+                       activation="relu", output_layer=output_layer, device="cpu",
+                       generator=generator)
+    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4,
+                                 fused=_fused_adam(torch.device("cpu")))
+    return module, optimizer
+
+
+@contextlib.contextmanager
+def counting_in_band_steps(seen):
+    """Within the block, append to ``seen`` whether each training step's decoded rows all lie in [knee, r_max]."""
+    original = networks._ShellSquaredError.forward
+
+    def counting(ctx, u, y, r_min, r_max, knee, slope):
+        with torch.no_grad():
+            s = torch.linalg.vector_norm(u, dim=1)
+            seen.append(bool(((s >= knee) & (s <= r_max)).all()))
+        return original(ctx, u, y, r_min, r_max, knee, slope)
+
+    networks._ShellSquaredError.forward = staticmethod(counting)
+    try:
+        yield
+    finally:
+        networks._ShellSquaredError.forward = staticmethod(original)

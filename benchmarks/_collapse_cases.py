@@ -6,6 +6,8 @@ import warnings
 
 import numpy as np
 
+from _common import heldout_error
+
 N_COMPONENTS = 2
 #: Free-bits floor in nats per latent dimension (Kingma et al. 2016 use 0.125-2).
 FREE_BITS = 0.5
@@ -85,7 +87,6 @@ def dataset_info(name, smoke=False):
     from sklearn.preprocessing import StandardScaler
 
     from skvae import SphericalShellScaler
-    from skvae._demo import heldout_mse
 
     X_train, X_test = load(name, smoke)
     lam_empirical = _top_eigenvalue(StandardScaler().fit_transform(X_train))
@@ -101,8 +102,8 @@ def dataset_info(name, smoke=False):
         lambda_standardized=lam_std,
         lambda_standardized_empirical=lam_empirical,
         lambda_shell=_top_eigenvalue(SphericalShellScaler().fit_transform(X_train)),
-        pca_mse=heldout_mse(PCA(n_components=N_COMPONENTS).fit(X_train), X_test),
-        pca_std_mse=heldout_mse(pca_std, X_test),
+        pca_mse=heldout_error(PCA(n_components=N_COMPONENTS).fit(X_train), X_test),
+        pca_std_mse=heldout_error(pca_std, X_test),
         pca_std_mse_standardized=standardized_mse(pca_std, X_train, X_test),
     )
 
@@ -141,7 +142,6 @@ def run_one(cell, seed, max_iter, smoke):
     import torch
     from sklearn.exceptions import ConvergenceWarning
 
-    from skvae._demo import heldout_mse
     from skvae.exceptions import PosteriorCollapseWarning
 
     X_train, X_test = load(cell["dataset"], smoke)
@@ -167,7 +167,7 @@ def run_one(cell, seed, max_iter, smoke):
         certified=bool(model.collapse_certified_),
         reconstruction_loss=model.reconstruction_loss_,
         collapse_loss=model.collapse_loss_,
-        mse=heldout_mse(model, X_test),
+        mse=heldout_error(model, X_test),
         mse_standardized=standardized_mse(model, X_train, X_test),
     )
     return row

@@ -3,17 +3,20 @@
 import numpy as np
 from _datasets import DATASETS
 
+
 def _gmean(a):
     a = np.asarray(a, dtype=float)
     return float(np.exp(np.mean(np.log(a))))
 
 
-def report(df, header):
-    """The whole results file as one string."""
-    from evaluation import BIG_BETA, CONVERGENCE_SETS, SIGMA_RATIO, TARGETS
+def report(df, header, settings):
+    """The whole results file as one string; ``settings`` holds evaluation.py's grid constants."""
+    from skvae import SphericalClusterVAE
 
-    from skvae._spherical import DEFAULT_ANCHOR, DEFAULT_MARGIN
-
+    BIG_BETA, SIGMA_RATIO = settings["big_beta"], settings["sigma_ratio"]
+    CONVERGENCE_SETS, TARGETS = settings["convergence_sets"], settings["targets"]
+    defaults = SphericalClusterVAE().get_params()
+    DEFAULT_ANCHOR, DEFAULT_MARGIN = defaults["anchor"], defaults["margin"]
     default = next(f"SCVAE {k}" for k, v in TARGETS.items()
                    if v == dict(anchor=DEFAULT_ANCHOR, margin=DEFAULT_MARGIN))
     lines = [header, ""]

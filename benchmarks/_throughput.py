@@ -4,17 +4,17 @@ import time
 
 import numpy as np
 
+from _common import one_torch_thread
+
 
 def matmul_rate(size=2048, repeats=5):
     """Best float32 GFLOP/s of a size x size matmul on one thread (the fits' default n_jobs)."""
     import torch
 
-    from skvae._settings import torch_threads
-
     g = torch.Generator().manual_seed(0)
     a = torch.randn((size, size), generator=g)
     b = torch.randn((size, size), generator=g)
-    with torch_threads(None):
+    with one_torch_thread():
         torch.mm(a, b)  # warm-up
         best = min(_seconds(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * size**3 / best / 1e9
@@ -40,38 +40,25 @@ def flops_per_row(n_features, hidden, n_components):
 
 
 def training_throughput(X, batch_sizes, epochs, fit):
-    """GFLOP/s of the training loop (time inside ``train`` only) at each batch size.
+    """GFLOP/s of the training loop (the training phase of ``fit_times_``) at each batch size.
 
     ``fit(X, epochs, batch_size)`` fits a model; ``None`` in ``batch_sizes``
-    means the estimator's default ("auto").
+    means the estimator's default ("auto"), whose value is reported as
+    ``used_batch``.
     """
-    import skvae._fitting as fitting
-
     rows = []
     for batch in batch_sizes:
-        spent = {}
-        original = fitting.train
-
-        def timed(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(*args, **kwargs)
-            finally:
-                spent["train"] = time.perf_counter() - start
-
-        fitting.train = timed
-        try:
-            model = fit(X, epochs, batch)
-        finally:
-            fitting.train = original
+        model = fit(X, epochs, batch)
+        seconds = model.fit_times_["training"]
         per_row = flops_per_row(X.shape[1], model.hidden_layer_sizes, model.n_components)
-        rows_per_s = model.n_iter_ * X.shape[0] / spent["train"]
-        rows.append(dict(batch=batch, epochs=model.n_iter_, seconds=spent["train"],
-                         rows_per_s=rows_per_s, gflops=rows_per_s * per_row / 1e9))
+        rows_per_s = model.n_iter_ * X.shape[0] / seconds
+        rows.append(dict(batch=batch, used_batch=model.batch_size_, epochs=model.n_iter_,
+                         seconds=seconds, rows_per_s=rows_per_s,
+                         gflops=rows_per_s * per_row / 1e9))
     return rows
 
 
-def report_lines(res, n_rows, default_batch):
+def report_lines(res, n_rows):
     rate = res["matmul_gflops"]
     out = [f"Training loop only (time inside `train`), {n_rows:,} × 64 rows, default network; "
            f"FLOPs per row = 6 × Σ in·out over the linear layers − 2 × the first layer's "
@@ -80,7 +67,7 @@ def report_lines(res, n_rows, default_batch):
            "| batch | epochs | seconds | rows/s | GFLOP/s | share of the matmul rate |",
            "|---|---|---|---|---|---|"]
     for r in res["rows"]:
-        label = f"auto ({default_batch})" if r["batch"] is None else f"{r['batch']}"
+        label = f"auto ({r['used_batch']})" if r["batch"] is None else f"{r['batch']}"
         share = r["gflops"] / rate
         mark = " (default)" if r["batch"] is None else ""
         out.append(f"| {label}{mark} | {r['epochs']} | {r['seconds']:.2f} | "

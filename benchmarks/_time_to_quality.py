@@ -3,8 +3,8 @@
 import time
 import warnings
 
-import numpy as np
 
+from _common import heldout_error
 from _machine import has_umap
 
 N_TEST = 10_000
@@ -12,10 +12,6 @@ N_TEST = 10_000
 #: issue's reference): 300 epochs at batch 200, Adam 1e-3, no stopping rule.
 LONG = dict(max_iter=300, batch_size=200, learning_rate_init=1e-3, tol=0.0, n_iter_no_change=300)
 WITHIN = 1.05
-
-
-def _error(model, X):
-    return float(np.mean(np.sum((model.inverse_transform(model.transform(X)) - X) ** 2, axis=1)))
 
 
 def _fit(make, X):
@@ -63,14 +59,14 @@ def measure(X_all, sizes, *, n_components=2, long_up_to=100_000, umap_up_to=100_
             if name == "VAE" and n > vae_up_to:
                 continue
             model, seconds = _fit(make, X)
-            row = dict(n=n, method=name, seconds=seconds, error=_error(model, X_test))
+            row = dict(n=n, method=name, seconds=seconds, error=heldout_error(model, X_test))
             if name == "PCA":
                 pca_error = row["error"]
             if name == "IncrementalPCA":
                 row.update(reference="PCA", reference_error=pca_error)
             if name in ("SphericalClusterVAE", "VAE") and n <= long_up_to:
                 long_model, long_seconds = _fit(lambda make=make: make(**(long or LONG)), X)
-                row.update(reference="long run", reference_error=_error(long_model, X_test),
+                row.update(reference="long run", reference_error=heldout_error(long_model, X_test),
                            reference_seconds=long_seconds)
             rows.append(row)
             print(row, flush=True)

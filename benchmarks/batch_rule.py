@@ -24,11 +24,11 @@ import numpy as np
 import torch
 
 from skvae import SphericalClusterVAE
-from skvae._settings import batch_and_learning_rate
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser  # noqa: E402
 from _cli import write_report  # noqa: E402
+from _common import heldout_error  # noqa: E402
 from _machine import git_commit  # noqa: E402
 from _time_to_quality import LONG as LONG_RUN  # noqa: E402
 from speed import synthetic  # noqa: E402
@@ -81,10 +81,6 @@ def data_sets(smoke):
     }
 
 
-def _heldout_error(est, X):
-    return float(np.mean(np.sum((est.inverse_transform(est.transform(X)) - X) ** 2, axis=1)))
-
-
 def main(argv=None):
     parser = cli_parser(__doc__)
     parser.add_argument("--seeds", type=int, default=2)
@@ -110,11 +106,10 @@ def main(argv=None):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     est.fit(Xtr)
-                batch, lr = batch_and_learning_rate(params.get("batch_size", "auto"),
-                                                    params["learning_rate_init"], len(Xtr))
-                rows.append(dict(data=name, seed=seed, rule=rule, batch=batch, lr=lr,
+                rows.append(dict(data=name, seed=seed, rule=rule, batch=est.batch_size_,
+                                 lr=est.learning_rate_,
                                  seconds=time.perf_counter() - t, epochs=est.n_iter_,
-                                 error=_heldout_error(est, Xte),
+                                 error=heldout_error(est, Xte),
                                  certified=bool(est.collapse_certified_)))
                 print(rows[-1], flush=True)
     lines = [

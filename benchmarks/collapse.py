@@ -121,7 +121,10 @@ CELL_HEADER = ["{key}", "method", "fits ok", "collapse rate", "active units", "K
 
 def report(df, infos, mode, args, wall_seconds, machine):
     """The markdown results file as a list of lines."""
-    from skvae._spherical import DEFAULT_ANCHOR, DEFAULT_MARGIN
+    from skvae import SphericalClusterVAE
+
+    defaults = SphericalClusterVAE().get_params()
+    DEFAULT_ANCHOR, DEFAULT_MARGIN = defaults["anchor"], defaults["margin"]
 
     n_seeds = SEEDS[mode] if args.seeds is None else args.seeds
     cmd = "python benchmarks/collapse.py" + (" --quick" if args.quick else "") + (

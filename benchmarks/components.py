@@ -41,6 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cli import parser as cli_parser, write_report  # noqa: E402
+from _common import heldout_error  # noqa: E402
 from _datasets import DATASETS, FRESH, load  # noqa: E402
 from _machine import describe, git_commit, has_umap  # noqa: E402
 
@@ -163,8 +164,7 @@ def run_fit(job):
             w.category.__name__ == "ConvergenceWarning" for w in caught)
         Z_tr, Z_te = model.transform(X_tr), model.transform(X_te)
         if kind != "umap":
-            X_hat = model.inverse_transform(Z_te)
-            row["heldout"] = float(np.mean(np.sum(((X_te - X_hat) / scaler.scale_) ** 2, 1)))
+            row["heldout"] = heldout_error(model, X_te, scaler.scale_)
         row["trust"] = float(trustworthiness(scaler.transform(X_te), Z_te, n_neighbors=5))
         if y_tr is not None:
             clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))

@@ -41,6 +41,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cli import parser as cli_parser  # noqa: E402
+from _common import heldout_error  # noqa: E402
 
 from _datasets import DATASETS, load  # noqa: E402
 from _evaluation_report import report  # noqa: E402
@@ -157,8 +158,7 @@ def run_fit(job):
         row["fit_time"] = time.perf_counter() - t
         Z_te = model.transform(X_te)
         if kind != "umap":
-            X_hat = model.inverse_transform(Z_te)
-            row["heldout"] = float(np.mean(np.sum(((X_te - X_hat) / scaler.scale_) ** 2, 1)))
+            row["heldout"] = heldout_error(model, X_te, scaler.scale_)
         if not job.get("skip_embedding"):
             row["trust"], row["knn"] = _embedding_scores(
                 model.transform(X_tr), Z_te, scaler.transform(X_te), y_tr, y_te)
@@ -200,11 +200,10 @@ def run_grid_search(job):
                                 search.cv_results_["mean_test_score"]):
         model = SphericalClusterVAE(N_COMPONENTS, random_state=seed, **budget,
                                     **params).fit(X_tr)
-        X_hat = model.inverse_transform(model.transform(X_te))
         rows.append(dict(
             dataset=name, seed=seed, regime="grid", method=str(params),
             cv_score=float(cv_score), picked=params == search.best_params_,
-            heldout=float(np.mean(np.sum(((X_te - X_hat) / scaler.scale_) ** 2, 1))),
+            heldout=heldout_error(model, X_te, scaler.scale_),
             error="",
         ))
     assert len(list(ParameterGrid(grid))) == len(rows)
@@ -317,7 +316,9 @@ def main(argv=None):
         "(1 torch thread each).\n\nData sets: "
         + "; ".join(f"{d} ({DATASETS[d][0]}, {DATASETS[d][1]})" for d in datasets)
     )
-    (out / "evaluation.md").write_text(report(df, header))
+    settings = dict(big_beta=BIG_BETA, sigma_ratio=SIGMA_RATIO,
+                    convergence_sets=CONVERGENCE_SETS, targets=TARGETS)
+    (out / "evaluation.md").write_text(report(df, header, settings))
     print((out / "evaluation.md").read_text())
 
 

@@ -39,6 +39,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cli import parser as cli_parser, write_report  # noqa: E402
+from _common import heldout_error  # noqa: E402
 from _datasets import DATASETS, load  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from components import COMPONENTS, PPCAPosteriorMean, _init_worker, _split  # noqa: E402
@@ -55,8 +56,7 @@ def _measure(job):
     row = dict(dataset=name, k=k)
 
     def err(model, X):
-        return float(np.mean(np.sum(((X - model.inverse_transform(model.transform(X)))
-                                     / scaler.scale_) ** 2, 1)))
+        return heldout_error(model, X, scaler.scale_)
 
     def below_knee(model):
         recon = scaler.transform(model.inverse_transform(model.transform(X_tr)))

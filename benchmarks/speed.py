@@ -27,7 +27,6 @@ Usage::
 """
 
 import argparse
-import contextlib
 import gc
 import json
 import pickle
@@ -45,6 +44,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from _cli import parser as cli_parser  # noqa: E402
+from _common import one_torch_thread  # noqa: E402
 
 FULL = dict(
     rounds=7, big_rounds=7, digits_epochs=25, big_rows=20_000, big_epochs=25,
@@ -110,16 +110,16 @@ def fit_vae(X, epochs, batch_size=None):
     return _quiet(lambda: VAE(**_params(epochs, batch_size)).fit(X))
 
 
-def fit_hand_written(X, epochs):
-    """What a user would write by hand: standardize, the same MLPs, Adam, the same loss."""
+def fit_hand_written(X, epochs, batch, rate):
+    """What a user would write by hand: standardize, the same MLPs, Adam, the same loss.
+
+    ``batch`` and ``rate`` are the estimators' (their fitted ``batch_size_``
+    and ``learning_rate_``).
+    """
     import torch
     from torch import nn
 
-    from skvae._settings import batch_and_learning_rate, torch_threads
-
     n, d = X.shape
-    # The same batch and rate as the estimators.
-    batch, rate = batch_and_learning_rate("auto", "auto", n)
     scale = X.std(axis=0)
     Y = torch.as_tensor((X - X.mean(axis=0)) / np.where(scale > 0, scale, 1.0),
                         dtype=torch.float32)
@@ -130,7 +130,7 @@ def fit_hand_written(X, epochs):
     # torch's default Adam, as a user would write it (skvae uses the fused kernel).
     opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=rate)
     g = torch.Generator().manual_seed(0)
-    with torch_threads(None):  # one thread, as the estimators' default n_jobs
+    with one_torch_thread():  # as the estimators' default n_jobs
         _hand_written_epochs(Y, enc, dec, opt, g, epochs, batch)
     return enc, dec
 
@@ -153,69 +153,42 @@ def _hand_written_epochs(Y, enc, dec, opt, g, epochs, batch):
             opt.step()
 
 
-CONTENDERS = {"SphericalClusterVAE": fit_scvae, "VAE": fit_vae, "hand-written loop": fit_hand_written}
-
-
 def overhead(X, epochs, rounds):
     """Median fit seconds of each contender over alternated rounds, and seconds per epoch.
 
-    Per epoch is the time inside the training loop over its epochs (the
-    estimators' fixed costs, K-means, certificate and diagnostics, left out);
-    the hand-written loop is all training.
+    Per epoch is the training phase of the estimators' ``fit_times_`` over
+    its epochs (their fixed costs, K-means, certificate and diagnostics, left
+    out); the hand-written loop is all training. Also returns the batch size
+    and learning rate the estimators chose, which the hand-written loop uses.
     """
-    import skvae._fitting as fitting
-
-    names = list(CONTENDERS)
+    reference = fit_vae(X, 1)  # warm-up (imports, thread pools) and the "auto" batch and rate
+    batch, rate = reference.batch_size_, reference.learning_rate_
+    contenders = {"SphericalClusterVAE": fit_scvae, "VAE": fit_vae,
+                  "hand-written loop": lambda X, e: fit_hand_written(X, e, batch, rate)}
+    names = list(contenders)
     times = {n: [] for n in names}
     per_epoch = {n: [] for n in names}
-    fit_scvae(X[:500], 1)  # warm-up: imports, thread pools
     for r in range(rounds):
         for name in names[r % 3:] + names[: r % 3]:
-            spent = {}
-            with _patched(fitting, "train", spent, "train"):
-                sec, _ = _timed(lambda: CONTENDERS[name](X, epochs))
+            sec, model = _timed(lambda: contenders[name](X, epochs))
             times[name].append(sec)
-            per_epoch[name].append(spent.get("train", sec) / epochs)
-    return {n: statistics.median(t) for n, t in times.items()}, times, per_epoch
+            training = getattr(model, "fit_times_", {}).get("training", sec)
+            per_epoch[name].append(training / epochs)
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    return medians, times, per_epoch, (batch, rate)
 
 
-@contextlib.contextmanager
-def _patched(obj, attr, bucket, key):
-    original = getattr(obj, attr)
-
-    def wrapper(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return original(*args, **kwargs)
-        finally:
-            bucket[key] = bucket.get(key, 0.0) + time.perf_counter() - start
-
-    setattr(obj, attr, wrapper)
-    try:
-        yield
-    finally:
-        setattr(obj, attr, original)
+#: fit_times_ phases -> the rows of the parts table.
+PARTS = {"data map": "standardize + shell", "linear start": "probabilistic PCA (linear start)",
+         "band": "K-means (feasible region)", "training": "training",
+         "certificate": "certificate", "diagnostics": "other diagnostics (MI, KL, active units)"}
 
 
 def parts(X, epochs):
-    """Seconds spent in each part of one SphericalClusterVAE fit."""
-    import skvae._fitting as base
-    import skvae._representation as rep
-
-    t = {}
-    with contextlib.ExitStack() as stack:
-        for obj, attr, key in [
-            (rep.StandardizedShell, "fit", "standardize + shell"),
-            (rep.StandardizedShell, "_transform", "standardize + shell"),
-            (rep, "fit_feasible_region", "K-means (feasible region)"),
-            (base, "train", "training"),
-            (base._diagnostics, "collapse_certificate", "certificate"),
-            (base._diagnostics, "encode", "other diagnostics (encode, MI, KL)"),
-            (base._diagnostics, "mutual_information", "other diagnostics (encode, MI, KL)"),
-        ]:
-            stack.enter_context(_patched(obj, attr, t, key))
-        total, _ = _timed(lambda: fit_scvae(X, epochs))
-    t["rest (validation, network set-up, float64 copy)"] = total - sum(t.values())
+    """Seconds spent in each part of one SphericalClusterVAE fit (its ``fit_times_``)."""
+    total, model = _timed(lambda: fit_scvae(X, epochs))
+    t = {label: model.fit_times_.get(key, 0.0) for key, label in PARTS.items()}
+    t["rest (validation split, network set-up, float64 copy)"] = total - sum(t.values())
     t["total"] = total
     return t
 
@@ -312,8 +285,9 @@ def main(argv=None):
     for key, X, epochs, rounds in [
             ("digits", digits, cfg["digits_epochs"], cfg["rounds"]),
             ("big", big, cfg["big_epochs"], cfg["big_rounds"])]:
-        medians, all_times, per_epoch = overhead(X, epochs, rounds)
-        res["overhead"][key] = {"median": medians, "all": all_times, "per_epoch": per_epoch}
+        medians, all_times, per_epoch, (batch, rate) = overhead(X, epochs, rounds)
+        res["overhead"][key] = {"median": medians, "all": all_times, "per_epoch": per_epoch,
+                                "batch": batch, "learning_rate": rate}
         res["parts"][key] = parts(X, epochs)
         print(f"overhead {key}: {medians}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp:
@@ -333,7 +307,10 @@ def main(argv=None):
     wall = time.perf_counter() - start
     args.output.mkdir(parents=True, exist_ok=True)
     (args.output / "speed.json").write_text(json.dumps(res, indent=1))
-    (args.output / "speed.md").write_text("\n".join(report(res, cfg, args, describe(commit), wall)) + "\n")
+    settings = dict(target=TARGET, epoch_target=EPOCH_TARGET, hidden=HIDDEN,
+                    n_components=N_COMPONENTS)
+    lines = report(res, cfg, settings, args, describe(commit), wall)
+    (args.output / "speed.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {args.output / 'speed.md'} ({wall / 60:.1f} min)", file=sys.stderr)
 
 

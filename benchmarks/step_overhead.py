@@ -31,12 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import skvae._networks as networks
 from skvae import SphericalClusterVAE
-from skvae._networks import build_vae
-from skvae._training import _fused_adam
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _ablations import counting_in_band_steps, default_network  # noqa: E402
 from _cli import parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from speed import synthetic  # noqa: E402
@@ -118,12 +116,8 @@ def _reference_check(layer, gen):
 
 def step_costs(batch, rounds, steps):
     gen = torch.Generator().manual_seed(0)
-    module = build_vae(n_features=N_FEATURES, n_components=2, hidden_layer_sizes=(128, 64),
-                       activation="relu", output_layer=(0.5, 20.0, 1.0), device="cpu",
-                       generator=gen)
+    module, optimizer = default_network(N_FEATURES, gen)
     layer = module.decoder.output
-    optimizer = torch.optim.Adam(module.parameters(), lr=1e-4,
-                                 fused=_fused_adam(torch.device("cpu")))
     Y = torch.randn(batch, N_FEATURES, generator=gen) * 3
 
     def step(loss_fn):
@@ -154,25 +148,14 @@ def step_costs(batch, rounds, steps):
 def in_band_fraction(data):
     """Per data set: share of training steps whose decoded rows all lie in [knee, r_max]."""
     seen = []
-    original = networks._ShellSquaredError.forward
-
-    def counting(ctx, u, y, r_min, r_max, knee, slope):
-        with torch.no_grad():
-            s = torch.linalg.vector_norm(u, dim=1)
-            seen.append(bool(((s >= knee) & (s <= r_max)).all()))
-        return original(ctx, u, y, r_min, r_max, knee, slope)
-
-    networks._ShellSquaredError.forward = staticmethod(counting)
     out = {}
-    try:
+    with counting_in_band_steps(seen):
         for name, X in data.items():
             seen.clear()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 est = SphericalClusterVAE(random_state=0).fit(X)
             out[name] = (est.n_iter_, len(seen), float(np.mean(seen)))
-    finally:
-        networks._ShellSquaredError.forward = staticmethod(original)
     return out
 
 

@@ -32,7 +32,8 @@ from _cli import parser, write_report  # noqa: E402
 from _datasets import DATASETS, SKLEARN_ONLY  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from _time_to_quality import LONG as LONG_RUN  # noqa: E402
-from batch_rule import LONG, _heldout_error, data_sets  # noqa: E402
+from _common import heldout_error  # noqa: E402
+from batch_rule import LONG, data_sets  # noqa: E402
 from evaluation import _split  # noqa: E402
 
 #: name -> (tol, n_iter_no_change); ratios are against the first, scikit-learn's MLP
@@ -130,7 +131,7 @@ def large_sets(smoke):
                     est = SphericalClusterVAE(random_state=seed, **params)
                     seconds = _quiet_fit(est, X_tr)
                     rows.append(dict(data=name, seed=seed, rule=rule, seconds=seconds,
-                                     epochs=est.n_iter_, error=_heldout_error(est, X_te)))
+                                     epochs=est.n_iter_, error=heldout_error(est, X_te)))
                     print(rows[-1], flush=True)
     finally:
         torch.set_num_threads(previous)

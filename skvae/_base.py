@@ -242,7 +242,7 @@ class _BaseVAE(
         run = self._new_run(X, resume=False, incremental=incremental)
         attrs, run.Y = self._fit_data_map(X, run.progress)
         self._set(attrs)
-        with run.progress.phase("probabilistic PCA (linear start)"):
+        with run.progress.phase("probabilistic PCA (linear start)", "linear start"):
             run.ppca = fit_ppca(run.Y, self.n_components)
         band, run.constraint = self._fit_band(run.Y, run.ppca, run.seeds[0], run.progress)
         self._set(band)
@@ -346,7 +346,8 @@ class _BaseVAE(
         ~1e-6) is far below the Monte Carlo error the test allows for. With
         partial_fit they refer to the block of the latest call.
         """
-        with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)"):
+        with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)",
+                                "certificate"):
             mu, logvar = _forward.encode(run.module, run.Y)
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
@@ -371,6 +372,14 @@ class _BaseVAE(
                                 / run.Y.shape[1])
         else:
             decoder_variance = float(self.decoder_variance)
+        with run.progress.phase("posterior diagnostics", "diagnostics", report=False):
+            diagnostics = dict(
+                active_units_=_diagnostics.active_units(mu),
+                kl_per_dimension_=_diagnostics.mean_kl(mu, logvar),
+                mutual_information_=_diagnostics.mutual_information(
+                    mu, logvar, generator=run.generator
+                ),
+            )
         scores = result.validation_scores
         curve = (list(self.loss_curve_) if run.resume else []) + result.loss_curve
         attrs = dict(
@@ -378,6 +387,8 @@ class _BaseVAE(
             best_validation_score_=None if scores is None else max(scores),
             module_=module,
             device_=str(run.device),
+            batch_size_=config.batch_size,
+            learning_rate_=config.learning_rate,
             loss_curve_=curve[-MAX_CURVE_ENTRIES:] if run.incremental else curve,
             n_iter_=config.first_epoch + result.n_iter,
             n_samples_seen_=(self.n_samples_seen_ if run.resume else 0) + run.n_samples,
@@ -387,11 +398,7 @@ class _BaseVAE(
             collapse_certified_=cert.certified,
             explained_fraction_=1.0 - cert.reconstruction_loss / run.total_variance,
             decoder_variance_=decoder_variance,
-            active_units_=_diagnostics.active_units(mu),
-            kl_per_dimension_=_diagnostics.mean_kl(mu, logvar),
-            mutual_information_=_diagnostics.mutual_information(
-                mu, logvar, generator=run.generator
-            ),
+            **diagnostics,
             # Adam's moments (2x the weights) are kept only where they will be used.
             _training_state=result.state if run.incremental or self.warm_start else None,
             **self._training_summary(result),
@@ -400,6 +407,7 @@ class _BaseVAE(
             attrs["_score_eps"] = _forward.moment_matched_normal(
                 max(MIN_SCORE_PAIRS, self.n_components), self.n_components, run.generator
             )
+        attrs["fit_times_"] = dict(run.progress.times)
         self._set(attrs)
 
     def __sklearn_tags__(self):

@@ -165,6 +165,22 @@ n_partial_fit_calls_ : int
 device_ : str
     Device the networks live on.
 """,
+    "batch_size_": """
+batch_size_ : int
+    The minibatch size training used (``batch_size`` resolved).
+""",
+    "learning_rate_": """
+learning_rate_ : float
+    Adam's step size training used (``learning_rate_init`` resolved).
+""",
+    "fit_times_": """
+fit_times_ : dict of str to float
+    Seconds spent in each phase of the latest ``fit`` or ``partial_fit``
+    call: ``"data map"``, ``"linear start"``, ``"band"`` (K-means, where
+    there is one), ``"training"``, ``"certificate"`` and ``"diagnostics"``
+    (active units, KL, mutual information); phases a call did not run are
+    absent.
+""",
     "module_": """
 module_ : torch.nn.Module
     The trained encoder and decoder (float64).

@@ -28,6 +28,8 @@ class Progress:
         self.err = sys.stderr if err is None else err
         self._bar = None
         self._start = None
+        #: Seconds per phase key, whatever ``verbose`` is: the fit's ``fit_times_``.
+        self.times = {}
 
     def _print(self, text):
         if self.verbose:
@@ -37,11 +39,14 @@ class Progress:
                 print(f"[{self.name}] {text}", file=self.out, flush=True)
 
     @contextmanager
-    def phase(self, label):
-        """Time the block and report it as ``label: <seconds>``."""
+    def phase(self, label, key, report=True):
+        """Time the block under ``key`` of :attr:`times`; report it as ``label: <seconds>``."""
         t0 = time.perf_counter()
         yield
-        self._print(f"{label}: {_seconds(time.perf_counter() - t0)}")
+        spent = time.perf_counter() - t0
+        self.times[key] = self.times.get(key, 0.0) + spent
+        if report:
+            self._print(f"{label}: {_seconds(spent)}")
 
     def note(self, text):
         """A line of its own (a result, a verdict)."""
@@ -80,8 +85,9 @@ class Progress:
             self._bar.close()
             self._bar = None
         if self._start is not None:
-            self._print(f"training: {n_iter} epochs in "
-                        f"{_seconds(time.perf_counter() - self._start)} ({reason})")
+            spent = time.perf_counter() - self._start
+            self.times["training"] = self.times.get("training", 0.0) + spent
+            self._print(f"training: {n_iter} epochs in {_seconds(spent)} ({reason})")
 
 
 def _is_terminal(stream):

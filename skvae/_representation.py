@@ -25,7 +25,7 @@ def check_n_clusters(n_clusters, n_samples):
 
 def fit_data_map(geometry, X, *, r_min, r_max, progress):
     """Shell, radii and output knee of ``geometry`` on the training rows: (attributes, Y)."""
-    with progress.phase("standardize and shell radii"):
+    with progress.phase("standardize and shell radii", "data map"):
         shell, r_min, r_max = geometry.fit(X, r_min, r_max)
     Y = shell._transform(X)
     norms = row_norms(Y)
@@ -44,7 +44,7 @@ def fit_data_map(geometry, X, *, r_min, r_max, progress):
 
 def fit_band(Y, ppca, *, n_clusters, r_min, r_max, margin, anchor, seed, progress):
     """K-means and the feasible band on the modelled rows: (attributes, constraint)."""
-    with progress.phase(f"K-means with {n_clusters} clusters (feasible band)"):
+    with progress.phase(f"K-means with {n_clusters} clusters (feasible band)", "band"):
         region = fit_feasible_region(
             Y,
             n_clusters=n_clusters,

@@ -128,7 +128,7 @@ class SphericalClusterVAE(_BaseVAE):
         Training rows whose norm is below the knee.
     loss_curve_ : list of float
         Negative beta-ELBO (without the constraint term) of each epoch.
-    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ module_ n_features_in_ feature_names_in_}}
+    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ batch_size_ learning_rate_ fit_times_ module_ n_features_in_ feature_names_in_}}
 
     See Also
     --------

@@ -88,7 +88,7 @@ class VAE(_BaseVAE):
     {{decoder_variance_ active_units_ kl_per_dimension_ mutual_information_}}
     loss_curve_ : list of float
         Negative beta-ELBO of each epoch (with the epoch's KL weight).
-    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ module_ n_features_in_ feature_names_in_}}
+    {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ batch_size_ learning_rate_ fit_times_ module_ n_features_in_ feature_names_in_}}
 
     See Also
     --------
@@ -176,7 +176,7 @@ class VAE(_BaseVAE):
         self.verbose = verbose
 
     def _fit_data_map(self, X, progress):
-        with progress.phase("standardize"):
+        with progress.phase("standardize", "data map"):
             scaler = Standardizer().fit(X)
             return dict(scaler_=scaler), scaler.transform(X)
 

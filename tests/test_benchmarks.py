@@ -192,11 +192,14 @@ def test_constraint_without_shell_band(bench_modules):
     assert model.collapse_loss_ == pytest.approx(T) and T == pytest.approx(6.0)
     # W is the K-means within-cluster variance of the standardized rows (the
     # model's own K-means seed differs, so compare with a well-converged fit),
-    # and tau sits halfway (margin=0.5) from delta = T down to W_S = W.
+    # without projection W_S = W, and tau sits at SphericalClusterVAE's default
+    # margin from delta = T down to the better of W_S and pPCA's loss.
     km = KMeans(n_clusters=3, n_init=10, random_state=0).fit(Y)
     assert model.within_cluster_variance_ == pytest.approx(km.inertia_ / len(Y), rel=0.05)
-    assert model.reconstruction_target_ == pytest.approx(
-        T - 0.5 * (T - model.within_cluster_variance_))
+    assert model.codebook_loss_ == pytest.approx(model.within_cluster_variance_)
+    margin = model.get_params()["margin"]
+    anchor = min(model.within_cluster_variance_, model.pca_loss_)
+    assert model.reconstruction_target_ == pytest.approx(T - margin * (T - anchor))
 
 
 def test_shell_without_constraint_trains_unconstrained(bench_modules):
