@@ -105,6 +105,15 @@ class _BaseVAE(
         "verbose": ["verbose"],
     }
 
+    def _set_init_params(self, values):
+        """Store each constructor argument unchanged under its own name (scikit-learn's rule).
+
+        ``values`` is the ``locals()`` of the subclass's ``__init__``, whose
+        signature lists the parameters.
+        """
+        for name in self._get_param_names():
+            setattr(self, name, values[name])
+
     # ----------------------------------------------------------- subclass hooks
     @abstractmethod
     def _fit_data_map(self, X, progress):

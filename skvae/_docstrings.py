@@ -209,3 +209,4 @@ def fill(doc):
         return textwrap.indent(text, indent).rstrip("\n")
 
     return _MARKER.sub(entries, doc)
+

@@ -55,28 +55,15 @@ class InverseRadialMap(RadialMap):
         return y * (r / norm.clamp_min(1e-300))
 
 
-class EncoderMean(nn.Module):
-    """Raw rows -> posterior means ``E[z | x]`` (what ``transform`` returns)."""
+class PosteriorMean(nn.Module):
+    """The mean of an encoder's ``(mean, log-variance)`` output."""
 
-    def __init__(self, representation, encoder):
+    def __init__(self, encoder):
         super().__init__()
-        self.representation = representation
         self.encoder = encoder
 
-    def forward(self, x):
-        return self.encoder(self.representation(x))[0]
-
-
-class DecoderMean(nn.Module):
-    """Latent rows -> reconstructions in original units (what ``inverse_transform`` returns)."""
-
-    def __init__(self, decoder, inverse):
-        super().__init__()
-        self.decoder = decoder
-        self.inverse = inverse
-
-    def forward(self, z):
-        return self.inverse(self.decoder(z))
+    def forward(self, y):
+        return self.encoder(y)[0]
 
 
 class ExportMixin:
@@ -128,10 +115,10 @@ class ExportMixin:
             )
         module = copy.deepcopy(self.module_).cpu().eval()
         forward, inverse = self._export_maps()
-        if part == "transform":
-            out = EncoderMean(forward, module.encoder)
-        else:
-            out = DecoderMean(module.decoder, inverse)
+        if part == "transform":  # raw rows -> posterior means
+            out = nn.Sequential(forward, PosteriorMean(module.encoder))
+        else:  # latent rows -> reconstructions in original units
+            out = nn.Sequential(module.decoder, inverse)
         return out.to(dtype).eval().requires_grad_(False)
 
     def _export_maps(self):

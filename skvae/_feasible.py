@@ -15,6 +15,11 @@ from ._scaling import origin_to_e1, row_norms
 MINIBATCH_KMEANS_THRESHOLD = 1_000_000
 
 
+#: The fields of a FeasibleRegion a fitted estimator keeps (no per-row or per-centre arrays).
+_FITTED = ("within_cluster_variance", "codebook_loss", "pca_loss", "total_variance",
+           "collapse_loss", "reconstruction_target")
+
+
 @dataclass(frozen=True)
 class FeasibleRegion:
     """Everything section 3 of the design fits, in shell units."""
@@ -27,6 +32,10 @@ class FeasibleRegion:
     collapse_loss: float
     reconstruction_target: float
     pca_loss: float = None
+
+    def fitted_attributes(self):
+        """The estimator's attributes of the band: each scalar field with a trailing ``_``."""
+        return {f"{name}_": getattr(self, name) for name in _FITTED}
 
 
 def project_to_shell(C, r_min, r_max):
@@ -154,13 +163,6 @@ def fit_feasible_region(
             f"delta_collapse={delta:.6g}, leaving a band of width 0. Use a margin "
             "of at least 1e-6."
         )
-    return FeasibleRegion(
-        cluster_centers=centers,
-        labels=labels,
-        within_cluster_variance=W,
-        codebook_loss=W_S,
-        total_variance=T,
-        collapse_loss=delta,
-        reconstruction_target=tau,
-        pca_loss=pca,
-    )
+    return FeasibleRegion(cluster_centers=centers, labels=labels, within_cluster_variance=W,
+                          codebook_loss=W_S, total_variance=T, collapse_loss=delta,
+                          reconstruction_target=tau, pca_loss=pca)

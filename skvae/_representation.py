@@ -31,40 +31,18 @@ def fit_data_map(geometry, X, *, r_min, r_max, progress):
     norms = row_norms(Y)
     radius_range = (float(norms.min()), float(norms.max()))
     knee = output_knee(radius_range[0], r_min, r_max)
-    attrs = dict(
-        shell_=shell,
-        r_min_=r_min,
-        r_max_=r_max,
-        shell_radius_range_=radius_range,
-        output_knee_=knee,
-        n_rows_below_knee_=int(np.sum(norms < knee)),
-    )
+    attrs = dict(shell_=shell, r_min_=r_min, r_max_=r_max, shell_radius_range_=radius_range,
+                 output_knee_=knee, n_rows_below_knee_=int(np.sum(norms < knee)))
     return attrs, Y
 
 
 def fit_band(Y, ppca, *, n_clusters, r_min, r_max, margin, anchor, seed, progress):
     """K-means and the feasible band on the modelled rows: (attributes, constraint)."""
     with progress.phase(f"K-means with {n_clusters} clusters (feasible band)", "band"):
-        region = fit_feasible_region(
-            Y,
-            n_clusters=n_clusters,
-            r_min=r_min,
-            r_max=r_max,
-            margin=margin,
-            random_state=seed,
-            anchor=anchor,
-            ppca=ppca,
-        )
+        region = fit_feasible_region(Y, n_clusters=n_clusters, r_min=r_min, r_max=r_max,
+                                     margin=margin, random_state=seed, anchor=anchor, ppca=ppca)
     progress.note(
         f"feasible band: R <= tau = {region.reconstruction_target:.6g} < "
         f"delta_collapse = {region.collapse_loss:.6g}"
     )
-    attrs = dict(
-        within_cluster_variance_=region.within_cluster_variance,
-        codebook_loss_=region.codebook_loss,
-        pca_loss_=region.pca_loss,
-        total_variance_=region.total_variance,
-        collapse_loss_=region.collapse_loss,
-        reconstruction_target_=region.reconstruction_target,
-    )
-    return attrs, Constraint(region.reconstruction_target, region.collapse_loss)
+    return region.fitted_attributes(), Constraint(region.reconstruction_target, region.collapse_loss)

@@ -127,53 +127,18 @@ class VAE(_BaseVAE):
     }
 
     def __init__(
-        self,
-        n_components=2,
-        *,
-        beta=1.0,
-        decoder_variance="learned",
-        hidden_layer_sizes=(128, 64),
-        activation="relu",
-        linear_path=True,
-        kl_annealing=None,
-        annealing_epochs=20,
-        free_bits=0.0,
-        max_iter=200,
-        batch_size="auto",
-        learning_rate_init="auto",
-        tol=1e-3,
-        n_iter_no_change=10,
-        early_stopping="auto",
-        validation_fraction=0.1,
-        warm_start=False,
-        n_certificate_passes=10,
-        device="cpu",
-        n_jobs=None,
-        random_state=None,
-        verbose=0,
+        self, n_components=2, *, beta=1.0, decoder_variance="learned",
+        # the networks
+        hidden_layer_sizes=(128, 64), activation="relu", linear_path=True,
+        # remedies for collapse
+        kl_annealing=None, annealing_epochs=20, free_bits=0.0,
+        # training and stopping
+        max_iter=200, batch_size="auto", learning_rate_init="auto", tol=1e-3,
+        n_iter_no_change=10, early_stopping="auto", validation_fraction=0.1, warm_start=False,
+        # certificate and runtime
+        n_certificate_passes=10, device="cpu", n_jobs=None, random_state=None, verbose=0,
     ):
-        self.n_components = n_components
-        self.beta = beta
-        self.decoder_variance = decoder_variance
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.linear_path = linear_path
-        self.kl_annealing = kl_annealing
-        self.annealing_epochs = annealing_epochs
-        self.free_bits = free_bits
-        self.max_iter = max_iter
-        self.batch_size = batch_size
-        self.learning_rate_init = learning_rate_init
-        self.tol = tol
-        self.n_iter_no_change = n_iter_no_change
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.warm_start = warm_start
-        self.n_certificate_passes = n_certificate_passes
-        self.device = device
-        self.n_jobs = n_jobs
-        self.random_state = random_state
-        self.verbose = verbose
+        self._set_init_params(locals())
 
     def _fit_data_map(self, X, progress):
         with progress.phase("standardize", "data map"):

@@ -3,23 +3,13 @@
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from sklearn.datasets import make_blobs
 
 from skvae import SphericalShellScaler
 
-from _helpers import GEOMETRIES, fit_quietly, geometry_model
-
-SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
-
 
 @pytest.fixture(scope="module")
-def X():
-    return make_blobs(n_samples=120, n_features=5, centers=4, random_state=0)[0]
-
-
-@pytest.fixture(scope="module", params=GEOMETRIES)
-def est(request, X):
-    return fit_quietly(geometry_model(request.param, **SMALL), X.astype(np.float32))
+def est(geometry_fit):
+    return geometry_fit[1]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

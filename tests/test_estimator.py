@@ -3,7 +3,6 @@
 import pickle
 import warnings
 
-import joblib
 import numpy as np
 import pytest
 import torch
@@ -366,67 +365,6 @@ def test_pipeline_grid_search_without_scorer():
 
 
 # ---------------------------------------------------------------- persistence
-@pytest.mark.parametrize("dumper", ["pickle", "joblib"])
-def test_round_trip(fitted, dumper, tmp_path):
-    est, X = fitted
-    if dumper == "pickle":
-        loaded = pickle.loads(pickle.dumps(est))
-    else:
-        joblib.dump(est, tmp_path / "m.joblib")
-        loaded = joblib.load(tmp_path / "m.joblib")
-    Z = est.transform(X)
-    assert_array_equal(loaded.transform(X), Z)
-    assert_array_equal(loaded.inverse_transform(Z), est.inverse_transform(Z))
-    assert_array_equal(loaded.score_samples(X), est.score_samples(X))
-
-
-def test_pickle_holds_no_training_data(blobs):
-    X, _ = blobs
-    X = X.copy()
-    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
-    blob = pickle.dumps(est)
-    for arr in (X, X.astype(np.float32), est.shell_.transform(X),
-                est.shell_.transform(X).astype(np.float32)):
-        for row in arr[:20]:
-            assert row.tobytes() not in blob
-    assert not hasattr(est, "labels_")
-    n_params = sum(p.numel() for p in est.module_.parameters())
-    assert len(blob) < 8 * n_params + 20_000
-
-
-def test_pickle_size_does_not_grow_with_n_samples():
-    sizes = []
-    for n in (200, 4000):
-        X, _ = make_blobs(n_samples=n, n_features=6, centers=4, random_state=0)
-        est = _quiet_fit(SphericalClusterVAE(n_clusters=4, hidden_layer_sizes=(16,),
-                                             max_iter=2, random_state=0), X)
-        sizes.append(len(pickle.dumps(est)))
-    # Only the per-epoch loss curve may differ (same max_iter here).
-    assert abs(sizes[1] - sizes[0]) < 200, sizes
-
-
-def test_model_fitted_on_gpu_loads_on_cpu(fitted):
-    est, X = fitted
-    est = pickle.loads(pickle.dumps(est))
-    est.device_ = "cuda:0"  # as if it had been fitted there
-    if torch.cuda.is_available():
-        pytest.skip("a GPU is present; the fallback path is not taken")
-    with pytest.warns(UserWarning, match="loaded on the CPU"):
-        loaded = pickle.loads(pickle.dumps(est))
-    assert loaded.device_ == "cpu"
-    assert_array_equal(loaded.transform(X), est.transform(X))
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_cuda_fit_and_cpu_portable_pickle(blobs):
-    X, _ = blobs
-    est = _quiet_fit(SphericalClusterVAE(n_clusters=4, device="cuda", **FAST), X)
-    assert est.device_.startswith("cuda") and est.collapse_certified_
-    state = est.__getstate__()
-    assert all(isinstance(w, np.ndarray) for w in state["module_"]["weights"].values())
-    assert next(est.module_.parameters()).device.type == "cuda"  # pickling moved nothing
-    cpu = _quiet_fit(SphericalClusterVAE(n_clusters=4, **FAST), X)
-    assert_allclose(est.transform(X).std(axis=0), cpu.transform(X).std(axis=0), rtol=0.5)
 
 
 # ------------------------------------------------------------------ bad input

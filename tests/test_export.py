@@ -4,24 +4,11 @@ import numpy as np
 import pytest
 import torch
 from numpy.testing import assert_allclose
-from sklearn.datasets import make_blobs
-
-from _helpers import GEOMETRIES, fit_quietly, geometry_model
-
-SMALL = dict(hidden_layer_sizes=(16, 8), max_iter=10, random_state=0)
 
 
 @pytest.fixture(scope="module")
-def X():
-    # Offsets and scales far from 0 and 1, so a module that skipped the
-    # standardization could not match.
-    X = make_blobs(n_samples=150, n_features=5, centers=4, random_state=0)[0]
-    return X * [1.0, 10.0, 0.1, 100.0, 3.0] + [5.0, -20.0, 0.0, 1e3, 7.0]
-
-
-@pytest.fixture(scope="module", params=GEOMETRIES)
-def est(request, X):
-    return fit_quietly(geometry_model(request.param, **SMALL), X)
+def est(geometry_fit):
+    return geometry_fit[1]
 
 
 def _rows():
@@ -63,6 +50,9 @@ def test_torch_export_reproduces_transform(est, X):
         assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+# torch's own ONNX exporter trips a deprecation inside torch.utils._pytree
+# (torch 2.13); it is not raised by skvae and users cannot act on it.
+@pytest.mark.filterwarnings("ignore:`isinstance\\(treespec, LeafSpec\\)` is deprecated:FutureWarning")
 def test_onnx_export_reproduces_transform(est, X, tmp_path):
     pytest.importorskip("onnxscript")
     ort = pytest.importorskip("onnxruntime")

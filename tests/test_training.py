@@ -1,5 +1,6 @@
 """The stopping rule, batch_size="auto" and opt-in held-out early stopping."""
 
+import time
 import warnings
 
 import numpy as np
@@ -189,3 +190,26 @@ def test_a_trained_model_must_beat_the_start_by_two_standard_errors():
     assert not beats_start(start + noise - 1.5 * se, start)
     assert not beats_start(start + noise + 2.5 * se, start)
     assert not beats_start(start[:1] - 10.0, start[:1])  # one row: no standard error
+
+
+@pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
+def test_fitted_batch_rate_and_phase_times(Est):
+    # 600 rows, 10% held out: 540 training rows; the documented rule is
+    # n // 10 clipped to [16, 256] and Adam 1e-3 at batches up to 256.
+    X = np.random.default_rng(0).normal(size=(600, 4))
+    start = time.perf_counter()
+    est = Est(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est.fit(X)
+    wall = time.perf_counter() - start
+    assert est.batch_size_ == 54 and est.learning_rate_ == 1e-3
+    phases = {"data map", "linear start", "training", "certificate", "diagnostics"}
+    if Est is SphericalClusterVAE:
+        phases.add("band")
+    assert set(est.fit_times_) == phases
+    assert all(t >= 0 for t in est.fit_times_.values())
+    assert sum(est.fit_times_.values()) <= wall
+    # partial_fit reports its own call's phases only: no data map after the first.
+    est.partial_fit(X[:100]).partial_fit(X[100:200])
+    assert "data map" not in est.fit_times_ and "training" in est.fit_times_
