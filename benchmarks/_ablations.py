@@ -17,7 +17,7 @@ import torch
 import skvae._networks as networks
 from skvae import SphericalClusterVAE
 from skvae._networks import build_vae
-from skvae._training import _fused_adam
+from skvae._optimizer import fused_adam
 
 
 class ConstraintWithoutShell(SphericalClusterVAE):
@@ -61,7 +61,7 @@ def default_network(n_features, generator, output_layer=(0.5, 20.0, 1.0)):
                        activation="relu", output_layer=output_layer, device="cpu",
                        generator=generator)
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4,
-                                 fused=_fused_adam(torch.device("cpu")))
+                                 fused=fused_adam(torch.device("cpu")))
     return module, optimizer
 
 

@@ -3,7 +3,6 @@
 import copy
 import numbers
 from abc import abstractmethod
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -15,10 +14,11 @@ from sklearn.base import (
 from sklearn.utils._param_validation import Interval, StrOptions
 
 from . import _diagnostics, _forward
-from ._export import ExportMixin
+from ._export import ExportMixin, Standardize, Unstandardize
 from ._feasible import mean_squared_distance
 from ._fitting import (
-    MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, check_first_rows, fit_seeds, split_rows, warn_after_fit,
+    MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, FitRun, check_first_rows, fit_seeds, split_rows,
+    warn_after_fit,
 )
 from ._inference import InferenceMixin
 from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
@@ -28,7 +28,8 @@ from ._progress import Progress
 from ._runtime import (
     batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, torch_threads,
 )
-from ._training import Constraint, TrainingConfig, diverged, train
+from ._constraint import Constraint
+from ._training import TrainingConfig, diverged, train
 from ._validation import fit_or_restore, validate_numeric
 
 #: ``early_stopping="auto"`` holds out rows from this many training rows on.
@@ -38,33 +39,6 @@ AUTO_EARLY_STOPPING_MIN_ROWS = 20
 #: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
 #: value or its square no longer fits in float32.
 FLOAT32_SAFE = 1e30
-
-
-@dataclass
-class _Run:
-    """What one call of fit or partial_fit carries from its set-up to its epochs.
-
-    ``Y`` are the call's rows in the modelled representation (the data map,
-    band and certificate use all of them), ``Y_fit`` the rows the gradient
-    steps see and ``Y_val`` early stopping's held-out rows, or None.
-    """
-
-    n_samples: int
-    resume: bool
-    incremental: bool
-    calls: int
-    seeds: list
-    device: torch.device
-    progress: Progress
-    generator: torch.Generator
-    noise_generator: torch.Generator
-    Y: np.ndarray = None
-    Y_fit: np.ndarray = None
-    Y_val: np.ndarray = None
-    module: torch.nn.Module = None
-    constraint: Constraint = None
-    total_variance: float = None
-    ppca: object = None  # the probabilistic PCA of every row, on a fresh fit
 
 
 class _BaseVAE(
@@ -137,6 +111,11 @@ class _BaseVAE(
     def _output_layer(self):
         """The decoder's norm-constraint layer ``(r_min, r_max, knee)``, or None."""
         return None
+
+    def _export_maps(self):
+        # Standardization alone; SphericalClusterVAE's geometry supplies its own.
+        scaler = self._standardization()
+        return Standardize(scaler.mean_, scaler.scale_), Unstandardize(scaler.mean_, scaler.scale_)
 
     def _schedule(self):
         """KL-weight schedule: dict of TrainingConfig fields (kl_weight, ...)."""
@@ -230,7 +209,7 @@ class _BaseVAE(
         device = resolve_device(self.device)
         calls = self.n_partial_fit_calls_ if resume else 0
         seeds = fit_seeds(self.random_state, calls)
-        return _Run(
+        return FitRun(
             n_samples=X.shape[0], resume=resume, incremental=incremental, calls=calls,
             seeds=seeds, device=device,
             # Reports phases when verbose; a local, never stored on the estimator.

@@ -1,11 +1,15 @@
-"""Stateless steps of a fit: seeds, checks of the first rows, the held-out split, warnings."""
+"""The steps of a fit that need no estimator: its per-call state, seeds, row checks, the split, warnings."""
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
+from ._constraint import Constraint
+from ._progress import Progress
 from .exceptions import PosteriorCollapseWarning
 from ._scaling import check_not_constant
 
@@ -15,6 +19,33 @@ MIN_SCORE_PAIRS = 8
 #: partial_fit keeps this many recent entries of loss_curve_, so that the
 #: fitted state does not grow with the number of blocks (or rows) seen.
 MAX_CURVE_ENTRIES = 1000
+
+
+@dataclass
+class FitRun:
+    """What one call of fit or partial_fit carries from its set-up to its epochs.
+
+    ``Y`` are the call's rows in the modelled representation (the data map,
+    band and certificate use all of them), ``Y_fit`` the rows the gradient
+    steps see and ``Y_val`` early stopping's held-out rows, or None.
+    """
+
+    n_samples: int
+    resume: bool
+    incremental: bool
+    calls: int
+    seeds: list
+    device: torch.device
+    progress: Progress
+    generator: torch.Generator
+    noise_generator: torch.Generator
+    Y: np.ndarray = None
+    Y_fit: np.ndarray = None
+    Y_val: np.ndarray = None
+    module: torch.nn.Module = None
+    constraint: Constraint = None
+    total_variance: float = None
+    ppca: object = None  # the probabilistic PCA of every row, on a fresh fit
 
 
 def fit_seeds(random_state, calls):

@@ -5,7 +5,7 @@ import numpy as np
 from ._feasible import fit_feasible_region
 from ._networks import output_knee
 from ._scaling import row_norms
-from ._training import Constraint
+from ._constraint import Constraint
 
 
 def check_n_clusters(n_clusters, n_samples):

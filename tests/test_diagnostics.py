@@ -9,7 +9,8 @@ from numpy.testing import assert_allclose
 
 from skvae._diagnostics import active_units, mutual_information
 from skvae._networks import NormConstraint, build_vae, kl_elementwise
-from skvae._training import Constraint, _Multiplier, kl_term
+from skvae._constraint import Constraint, Multiplier
+from skvae._training import kl_term
 from skvae._vae import kl_weight_schedule
 
 
@@ -51,7 +52,7 @@ def test_annealing_schedules():
 
 def test_multiplier_update_rule():
     c = Constraint(target=1.0, collapse=3.0)  # band width 2
-    m = _Multiplier(c)
+    m = Multiplier(c)
     assert m.value == 1.0
     m.update(torch.tensor(2.0))  # first value starts the moving average
     assert m.average == 2.0
@@ -73,7 +74,7 @@ def test_multiplier_update_rule():
 def test_multiplier_on_device_follows_the_same_rule():
     """The tensor-state path (GPU: no host sync per step) matches the float path."""
     c = Constraint(target=1.0, collapse=3.0)
-    host, dev = _Multiplier(c), _Multiplier(c, on_device=True)
+    host, dev = Multiplier(c), Multiplier(c, on_device=True)
     losses = np.random.default_rng(0).uniform(-2.0, 8.0, size=300)
     for r in losses:
         R = torch.tensor(r, dtype=torch.float64)

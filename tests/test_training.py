@@ -178,7 +178,7 @@ def test_divergence_names_the_epoch_over_all_training():
 
 
 def test_a_trained_model_must_beat_the_start_by_two_standard_errors():
-    from skvae._training import beats_start
+    from skvae._heldout import beats_start
 
     rng = np.random.default_rng(0)
     start = rng.normal(size=400)

@@ -1,0 +1,124 @@
+"""Early stopping on held-out rows: their negative ELBO, the linear start as a candidate, the best epoch."""
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from ._forward import chunks
+from ._networks import kl_elementwise
+
+
+@torch.no_grad()
+def _validation_rows(module, Y_val, eps_val, config, train_reconstruction):
+    """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
+
+    With the learned decoder variance the variance is the one ``score``
+    uses, the maximum-likelihood value on the training rows,
+    ``train_reconstruction / n_features``: an epoch that fits the training
+    rows more tightly than the held-out rows then pays for it, as it does
+    in the held-out score. The KL weight is ``beta`` at every epoch and the
+    KL is not floored: KL annealing and free bits are training devices, and
+    an epoch of a warm-up must not look better for its smaller weight.
+    """
+    mu, logvar = module.encoder(Y_val)
+    z = mu + eps_val * torch.exp(0.5 * logvar)
+    sq = (Y_val - module.decoder(z)).pow(2).sum(dim=1).double()
+    kl = config.beta * kl_elementwise(mu, logvar).sum(dim=1).double()
+    if config.decoder_variance == "learned":
+        variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
+        rows = 0.5 * Y_val.shape[1] * math.log(variance) + sq / (2.0 * variance) + kl
+    else:
+        rows = sq / (2.0 * config.decoder_variance) + kl
+    return rows.cpu().numpy()
+
+
+def beats_start(rows, start_rows, n_se=2.0):
+    """Whether held-out objectives ``rows`` beat the start's by more than ``n_se`` standard errors.
+
+    The paired per-row differences' mean must be below ``-n_se`` times their
+    standard error: on a few held-out rows a trained model that only looks
+    better by chance does not replace the linear start.
+    """
+    diff = rows - start_rows
+    se = diff.std(ddof=1) / math.sqrt(diff.size) if diff.size > 1 else math.inf
+    return bool(diff.mean() < -n_se * se)
+
+
+@torch.no_grad()
+def _reconstruction_loss(module, Y, noise_generator):
+    """R of the untrained model on the training rows, one pass with fresh z."""
+    total = 0.0
+    for s in chunks(Y.shape[0]):
+        y = Y[s]
+        mu, logvar = module.encoder(y)
+        eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        total += float(module.decoder.squared_error(z, y)) * y.shape[0]
+    return total / Y.shape[0]
+
+
+def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator):
+    """(held-out rows' objectives, state) of the untrained model; state None if it cannot win.
+
+    The starting model (probabilistic PCA, with the linear path) is the
+    first candidate of early stopping: if no epoch beats it on the held-out
+    rows, it is what the fit returns. It is not one where it breaks the
+    reconstruction constraint or its objective is not finite.
+    """
+    module.eval()
+    start_R = _reconstruction_loss(module, Y, noise_generator)
+    rows = _validation_rows(module, Y_val, eps_val, config, start_R)
+    feasible = config.constraint is None or start_R <= config.constraint.target
+    if not (feasible and np.isfinite(rows).all()):
+        return rows, None
+    return rows, copy.deepcopy(module.state_dict())
+
+
+class HeldOut:
+    """Early stopping's bookkeeping: the held-out rows, their noise, the start and the best epoch.
+
+    The noise of the held-out rows is drawn once, so that epochs compare.
+    On a fresh fit the untrained model (probabilistic PCA with the linear
+    path) is the first candidate; a trained epoch replaces it only if it
+    beats it on the held-out rows by more than two standard errors
+    (:func:`beats_start`).
+    """
+
+    def __init__(self, module, Y, Y_val, config, noise_generator, fresh):
+        self.Y_val = Y_val
+        self.config = config
+        self.eps = torch.randn(
+            (Y_val.shape[0], module.encoder.n_components),
+            generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
+        )
+        self.best = math.inf
+        self.best_state = self.start_state = self.rows = self.best_rows = None
+        if fresh:
+            self.start_rows, self.start_state = _start_candidate(
+                module, Y, Y_val, self.eps, config, noise_generator
+            )
+            if self.start_state is not None:
+                self.best = float(self.start_rows.mean()) / Y.shape[1]
+                self.best_state = self.start_state
+
+    def objective(self, module, train_reconstruction):
+        """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
+        module.eval()
+        self.rows = _validation_rows(module, self.Y_val, self.eps, self.config,
+                                     train_reconstruction)
+        module.train()
+        return float(self.rows.mean()) / self.Y_val.shape[1]
+
+    def keep(self, module):
+        """Remember the module's weights as the best epoch so far."""
+        self.best_state = copy.deepcopy(module.state_dict())
+        self.best_rows = self.rows
+
+    def chosen(self, kept_start):
+        """(weights to restore or None, whether they are the start's)."""
+        if (self.start_state is not None and not kept_start
+                and not beats_start(self.best_rows, self.start_rows)):
+            return self.start_state, True
+        return self.best_state, kept_start
