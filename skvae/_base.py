@@ -151,7 +151,7 @@ class _BaseVAE(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Training rows in original units.
         y : None
             Ignored.
 
@@ -187,7 +187,7 @@ class _BaseVAE(
         Returns
         -------
         self : object
-            The updated estimator.
+            The estimator, trained one more epoch on X.
         """
         with torch_threads(self.n_jobs):
             return fit_or_restore(self, self._fit, X, incremental=True)

@@ -83,7 +83,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows to encode, in original units.
 
         Returns
         -------
@@ -168,7 +168,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows to score, in original units.
 
         Returns
         -------
@@ -199,7 +199,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows whose mean lower bound is returned, in original units.
         y : None
             Ignored.
 

@@ -129,7 +129,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training data.
+            Rows to learn the mean, the scale and ``m`` from.
         y : None
             Ignored.
 
@@ -158,7 +158,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows to standardize, in original units.
 
         Returns
         -------
@@ -202,7 +202,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows to map into the shell, in original units.
 
         Returns
         -------

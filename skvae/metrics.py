@@ -51,7 +51,7 @@ def active_units(estimator, X, *, threshold=ACTIVE_UNIT_THRESHOLD):
     estimator : SphericalClusterVAE or VAE
         A fitted skvae estimator.
     X : array-like of shape (n_samples, n_features)
-        Data in original units.
+        Rows over which the posterior means' variance is taken, in original units.
     threshold : float, default=0.01
         Variance threshold.
 
@@ -88,7 +88,7 @@ def kl_per_dimension(estimator, X):
     estimator : SphericalClusterVAE or VAE
         A fitted skvae estimator.
     X : array-like of shape (n_samples, n_features)
-        Data in original units.
+        Rows whose KL terms are averaged, in original units.
 
     Returns
     -------
@@ -131,7 +131,7 @@ def mutual_information(estimator, X, *, max_samples=2000, random_state=0):
     estimator : SphericalClusterVAE or VAE
         A fitted skvae estimator.
     X : array-like of shape (n_samples, n_features)
-        Data in original units.
+        Rows whose posteriors form the mixture, in original units.
     max_samples : int, default=2000
         Rows used in the O(n^2) mixture (a random subset above this).
     random_state : int, RandomState instance or None, default=0
@@ -193,7 +193,7 @@ def collapse_certificate(estimator, X, *, n_passes=10, random_state=0):
     estimator : SphericalClusterVAE or VAE
         A fitted skvae estimator.
     X : array-like of shape (n_samples, n_features)
-        Data in original units (at least 2 rows).
+        Rows to test, in original units (at least 2 rows).
     n_passes : int, default=10
         Number of independent passes.
     random_state : int, RandomState instance or None, default=0
