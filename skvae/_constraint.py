@@ -54,6 +54,16 @@ class Multiplier:
         lam = self.log_value.exp() if torch.is_tensor(self.log_value) else math.exp(self.log_value)
         return (R - c.target) * (lam / c.width)
 
+    def add_penalty(self, loss, R):
+        """``loss`` plus the penalty, up to a constant: the same gradient, in one op on the host path.
+
+        The constant ``-lambda tau / (delta - tau)`` has no gradient; on the
+        host path ``lambda`` is a float and the whole term is one fused add.
+        """
+        if torch.is_tensor(self.log_value):
+            return loss + self.penalty(R)
+        return torch.add(loss, R, alpha=math.exp(self.log_value) / self.constraint.width)
+
     def update(self, R):
         r = R.detach() if self.on_device else float(R)
         self.average = r if self.average is None else (

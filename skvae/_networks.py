@@ -117,7 +117,9 @@ class _ShellSquaredError(torch.autograd.Function):
         if ctx.needs_input_grad[0]:
             # c'(s) / s = -r_min / s^3 below the knee, -r_max / s^3 above r_max, 0 between.
             # (torch.where of Python numbers is float32: exact for training's dtype.)
-            k = torch.where(s < knee, -r_min, torch.where(s > r_max, -r_max, 0.0))
+            k = torch.where(s < knee, -r_min, 0.0)
+            if r_max != math.inf:  # an open shell has no outer side
+                k = torch.where(s > r_max, -r_max, k)
             dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
             coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
             grad_u = torch.addcmul(d * (c * a), u, coef)

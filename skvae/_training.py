@@ -135,7 +135,7 @@ def _epoch(module, Y, optimizer, multiplier, weight, config, generator, noise_ge
         objective, R = _objective(module.decoder, y, z, mu, logvar, weight, config)
         loss = objective
         if config.constraint is not None:
-            loss = loss + multiplier.penalty(R)
+            loss = multiplier.add_penalty(loss, R)
             # The multiplier rule is per step (docs/theory.rst).
             multiplier.update(R.detach())
         optimizer.zero_grad(set_to_none=True)
