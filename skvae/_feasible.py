@@ -4,15 +4,16 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.cluster import KMeans, MiniBatchKMeans
+from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
 from ._scaling import origin_to_e1, row_norms
 
-#: Above this many rows the internal clustering uses ``MiniBatchKMeans``,
-#: which ends higher in W (a narrower band) than full K-means; the
-#: trade-off is measured in benchmarks/results/speed.md.
-MINIBATCH_KMEANS_THRESHOLD = 1_000_000
+#: K-means runs on at most this many rows, drawn at random; W and W_S are
+#: then computed on every row with the sample's centres. The certificate
+#: does not depend on the clustering (docs/theory.rst); the cost of the
+#: sample in W is measured in benchmarks/results/speed.md.
+KMEANS_MAX_ROWS = 20_000
 
 
 #: The fields of a FeasibleRegion a fitted estimator keeps (no per-row or per-centre arrays).
@@ -70,25 +71,30 @@ def collapse_loss(Y, r_min, r_max):
 
 
 def _kmeans(Y, n_clusters, random_state):
-    if Y.shape[0] > MINIBATCH_KMEANS_THRESHOLD:
-        km = MiniBatchKMeans(
-            n_clusters=n_clusters, n_init=3, batch_size=4096, random_state=random_state
-        )
-    else:
-        km = KMeans(n_clusters=n_clusters, n_init=4, random_state=random_state)
+    """(centres, label of every row): K-means with 4 restarts on at most KMEANS_MAX_ROWS rows."""
+    sample = Y
+    if Y.shape[0] > KMEANS_MAX_ROWS:
+        rows = np.random.RandomState(random_state).choice(Y.shape[0], KMEANS_MAX_ROWS,
+                                                          replace=False)
+        sample = Y[np.sort(rows)]
+    km = KMeans(n_clusters=n_clusters, n_init=4, random_state=random_state)
     with warnings.catch_warnings():
         # Fewer distinct rows than clusters: reported below as a ValueError.
         warnings.filterwarnings(
             "ignore", message="Number of distinct clusters", category=ConvergenceWarning
         )
-        labels = km.fit_predict(Y)
+        labels = km.fit_predict(sample)
     n_found = np.unique(labels).size
     if n_found < n_clusters:
+        where = "the training data has" if sample is Y else (
+            f"a random sample of {KMEANS_MAX_ROWS} training rows has")
         raise ValueError(
             f"n_clusters={n_clusters} is more than the {n_found} distinct clusters "
-            "K-means finds: the training data has only about that many distinct "
-            f"rows. Use n_clusters <= {n_found}."
+            f"K-means finds: {where} only about that many distinct rows. Use "
+            f"n_clusters <= {n_found}."
         )
+    if sample is not Y:
+        labels = km.predict(Y)
     return km.cluster_centers_, labels
 
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy.optimize import minimize
 from sklearn.cluster import KMeans
 from sklearn.datasets import make_blobs
@@ -118,33 +118,40 @@ def test_estimator_exposes_region():
     assert vae.within_cluster_variance_ == pytest.approx(km.inertia_ / len(Y), rel=1e-6)
 
 
-def test_minibatch_kmeans_path_gives_a_valid_band(monkeypatch):
-    # Above MINIBATCH_KMEANS_THRESHOLD rows the clustering is MiniBatchKMeans;
-    # force that path on a small set and check the band against numpy.
+def test_kmeans_on_a_sample_gives_a_valid_band_on_every_row(monkeypatch):
+    # Above KMEANS_MAX_ROWS rows K-means fits a random sample; W and W_S must
+    # still be the losses of every row at its nearest centre (numpy reference).
     import skvae._feasible as feasible
 
     rng = np.random.default_rng(0)
     Y = project_to_shell(rng.normal(size=(600, 5)) + 3 * rng.integers(0, 2, size=(600, 1)),
                          1.0, 2.0)
-    monkeypatch.setattr(feasible, "MINIBATCH_KMEANS_THRESHOLD", 100)
-    used = []
+    monkeypatch.setattr(feasible, "KMEANS_MAX_ROWS", 100)
+    fitted_on = []
 
-    class Spy(feasible.MiniBatchKMeans):
+    class Spy(feasible.KMeans):
         def fit_predict(self, X, y=None, sample_weight=None):
-            used.append(len(X))
+            fitted_on.append(len(X))
             return super().fit_predict(X, y, sample_weight)
 
-    monkeypatch.setattr(feasible, "MiniBatchKMeans", Spy)
+    monkeypatch.setattr(feasible, "KMeans", Spy)
     region = feasible.fit_feasible_region(Y, n_clusters=4, r_min=1.0, r_max=2.0,
                                           margin=0.5, random_state=0)
+    assert fitted_on == [100]
     C = region.cluster_centers
-    W = np.mean(np.sum((Y - C[region.labels]) ** 2, axis=1))
+    nearest = np.argmin(((Y[:, None, :] - C[None]) ** 2).sum(-1), axis=1)
+    assert_array_equal(region.labels, nearest)
+    W = np.mean(np.sum((Y - C[nearest]) ** 2, axis=1))
     assert region.within_cluster_variance == pytest.approx(W)
+    W_S = np.mean(np.sum((Y - project_to_shell(C, 1.0, 2.0)[nearest]) ** 2, axis=1))
+    assert region.codebook_loss == pytest.approx(W_S)
     mean = Y.mean(axis=0)
     T = np.mean(np.sum((Y - mean) ** 2, axis=1))
     assert region.total_variance == pytest.approx(T)
     assert region.codebook_loss < region.reconstruction_target < region.collapse_loss
-    assert used == [600]
+    # Even a 100-row sample's centres are nearly as good as K-means on every row.
+    full = KMeans(n_clusters=4, n_init=4, random_state=0).fit(Y)
+    assert W <= 1.10 * full.inertia_ / len(Y)
 
 
 def test_best_anchor_takes_a_pca_loss_of_exactly_zero():
