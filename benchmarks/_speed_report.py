@@ -44,20 +44,23 @@ def report(res, cfg, settings, args, machine, wall):
         "(learned decoder variance, β=1) with nothing else: no validation, "
         "certificate or diagnostics.", "",
         "## 1. Overhead ratios", "",
-        f"Median of {cfg['rounds']} rounds on digits and {cfg['big_rounds']} on the "
-        "synthetic set; in each round the three fits run back to "
+        f"Median of {cfg['rounds']} rounds on digits, {cfg['big_rounds']} on "
+        f"{cfg['big_rows']:,} synthetic rows and {cfg['huge_rounds']} on "
+        f"{cfg['huge_rows']:,}; in each round the three fits run back to "
         "back and the order rotates between rounds.", "",
         "| data | SphericalClusterVAE (s) | VAE (s) | hand-written loop (s) |",
         "|---|---|---|---|",
     ]
     for key, label in [("digits", f"digits 1797 × 64, {cfg['digits_epochs']} epochs"),
-                       ("big", f"synthetic {cfg['big_rows']:,} × 64, {cfg['big_epochs']} epochs")]:
+                       ("big", f"synthetic {cfg['big_rows']:,} × 64, {cfg['big_epochs']} epochs"),
+                       ("huge", f"synthetic {cfg['huge_rows']:,} × 64, {cfg['huge_epochs']} epochs")]:
         m = res["overhead"][key]["median"]
         out.append(f"| {label} | {m['SphericalClusterVAE']:.2f} | {m['VAE']:.2f} | "
                    f"{m['hand-written loop']:.2f} |")
     out += ["", "| data | ratio | median of the per-round ratios | range over rounds | verdict |",
             "|---|---|---|---|---|"]
-    for key, label in [("digits", "digits"), ("big", f"synthetic {cfg['big_rows']:,}")]:
+    for key, label in [("digits", "digits"), ("big", f"synthetic {cfg['big_rows']:,}"),
+                       ("huge", f"synthetic {cfg['huge_rows']:,}")]:
         t = res["overhead"][key]["all"]
         out.append(_ratio_line(label, "SphericalClusterVAE", "VAE", t, TARGET))
         out.append(_ratio_line(label, "VAE", "hand-written loop", t, TARGET))
@@ -65,21 +68,25 @@ def report(res, cfg, settings, args, machine, wall):
         out.append(_ratio_line(f"{label}, per epoch", "SphericalClusterVAE", "VAE",
                                res["overhead"][key]["per_epoch"], EPOCH_TARGET))
     spread = [100 * (max(v) - min(v)) / min(v)
-              for k in ["digits", "big"] for v in res["overhead"][k]["all"].values()]
+              for k in ["digits", "big", "huge"] for v in res["overhead"][k]["all"].values()]
     out += ["", f"Machine noise: the same fit's time varied by {min(spread):.0f}–"
             f"{max(spread):.0f}% (max/min − 1) between rounds of this run."]
     out += ["", "All rounds (seconds): ", ""]
-    for key in ["digits", "big"]:
+    for key in ["digits", "big", "huge"]:
         for name, t in res["overhead"][key]["all"].items():
             out.append(f"- {key}, {name}: " + ", ".join(f"{x:.2f}" for x in t))
 
     out += ["", "## 2. Parts of a SphericalClusterVAE fit (seconds)", ""]
-    keys = list(res["parts"]["digits"])
-    out += ["| part | digits | synthetic |", "|---|---|---|"]
-    for k in keys:
-        a, b = res["parts"]["digits"][k], res["parts"]["big"][k]
-        out.append(f"| {k} | {a:.3f} ({100 * a / res['parts']['digits']['total']:.1f}%) | "
-                   f"{b:.3f} ({100 * b / res['parts']['big']['total']:.1f}%) |")
+    sets = [("digits", "digits"), ("big", f"synthetic {cfg['big_rows']:,}"),
+            ("huge", f"synthetic {cfg['huge_rows']:,}")]
+    out += ["From the fit's `fit_times_`, at the epochs of section 1.", "",
+            "| part | " + " | ".join(label for _, label in sets) + " |",
+            "|---" * (len(sets) + 1) + "|"]
+    for k in res["parts"]["digits"]:
+        cells = [f"{res['parts'][key][k]:.3f} "
+                 f"({100 * res['parts'][key][k] / res['parts'][key]['total']:.1f}%)"
+                 for key, _ in sets]
+        out.append(f"| {k} | " + " | ".join(cells) + " |")
 
     out += ["", f"## 3. transform and inverse_transform on {cfg['io_rows']:,} × 64", "",
             "Each call runs in a fresh process; extra peak = growth of the process's peak "
@@ -124,5 +131,9 @@ def report(res, cfg, settings, args, machine, wall):
     out += ["", "## 6. Training throughput against the matmul rate", ""]
     out += _throughput.report_lines(res["throughput"], cfg["throughput_rows"])
     out += ["", "## 7. Time to quality", ""]
-    out += _time_to_quality.report_lines(res["quality"])
+    out += _time_to_quality.report_lines(res["quality"], "Synthetic blobs (64 features)")
+    out += ["", "### 7b. A curved latent (the performance issue's set)", ""]
+    out += _time_to_quality.report_lines(
+        res["quality_curved"], "tanh of a random linear map of a 4-dimensional latent plus a "
+        "squared latent and noise (32 features, `curved_latent` in speed.py)")
     return out

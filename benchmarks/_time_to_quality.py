@@ -76,8 +76,8 @@ def measure(X_all, sizes, *, n_components=2, long_up_to=100_000, umap_up_to=100_
     return rows
 
 
-def report_lines(rows):
-    out = [f"Synthetic blobs (64 features), {N_TEST:,} held-out rows, `n_components=2`, every "
+def report_lines(rows, data):
+    out = [f"{data}, {N_TEST:,} held-out rows, `n_components=2`, every "
            "method at its defaults (`random_state=0`). Held-out error = mean squared "
            "reconstruction error in original units (UMAP: its `inverse_transform`). "
            f"Time to quality = the default fit's wall time when its error is within "
