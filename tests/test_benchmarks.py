@@ -129,6 +129,16 @@ def test_batch_rule_benchmark_smoke(tmp_path):
     assert "time ratio / error ratio" in md and "Against the long run" in md
 
 
+def test_large_sets_benchmark_smoke(tmp_path):
+    _run_smoke("large_sets.py", tmp_path, "--n-jobs", "1")
+    md = (tmp_path / "large_sets_smoke.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| flights |")
+            or line.startswith("| countymurders |")]
+    # 2,000 training rows of each; the smoke's long run is 2 epochs.
+    assert len(rows) == 2 and all("| 2,000 × " in row for row in rows)
+    assert "of 2 data sets meet both targets" in md
+
+
 def test_stopping_rule_benchmark_smoke(tmp_path):
     _run_smoke("stopping_rule.py", tmp_path)
     md = (tmp_path / "stopping_rule_smoke.md").read_text()
