@@ -60,7 +60,7 @@ def training_throughput(X, batch_sizes, epochs, fit):
 
 def report_lines(res, n_rows):
     rate = res["matmul_gflops"]
-    out = [f"Training loop only (time inside `train`), {n_rows:,} × 64 rows, default network; "
+    out = [f"Training loop only (the training phase of the fit's `fit_times_`), {n_rows:,} × 64 rows, default network; "
            f"FLOPs per row = 6 × Σ in·out over the linear layers − 2 × the first layer's "
            f"(no input gradient). Measured matmul rate (2048² float32, one thread): "
            f"**{rate:.0f} GFLOP/s**.", "",
