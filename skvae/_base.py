@@ -180,7 +180,7 @@ class _BaseVAE(
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            A block of training rows.
+            A block of training rows, in original units.
         y : None
             Ignored.
 

@@ -168,7 +168,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Rows to score, in original units.
+            Rows in original units whose bound is computed.
 
         Returns
         -------

@@ -158,7 +158,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Rows to standardize, in original units.
+            Rows in original units.
 
         Returns
         -------
@@ -278,7 +278,7 @@ class SphericalShellScaler(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Data in original units.
+            Rows at which the Jacobian is evaluated, in original units.
 
         Returns
         -------

@@ -49,7 +49,7 @@ def active_units(estimator, X, *, threshold=ACTIVE_UNIT_THRESHOLD):
     Parameters
     ----------
     estimator : SphericalClusterVAE or VAE
-        A fitted skvae estimator.
+        A fitted skvae estimator, whose encoder is measured.
     X : array-like of shape (n_samples, n_features)
         Rows over which the posterior means' variance is taken, in original units.
     threshold : float, default=0.01
@@ -97,13 +97,13 @@ def kl_per_dimension(estimator, X):
 
     Examples
     --------
-    >>> from sklearn.datasets import make_blobs
+    >>> from sklearn.datasets import load_iris
     >>> from skvae import VAE
     >>> from skvae.metrics import kl_per_dimension
-    >>> X, _ = make_blobs(n_samples=200, n_features=5, random_state=0)
-    >>> vae = VAE(n_components=2, random_state=0).fit(X)
-    >>> kl_per_dimension(vae, X).shape
-    (2,)
+    >>> X = load_iris().data
+    >>> kl = kl_per_dimension(VAE(n_components=3, random_state=0).fit(X), X)
+    >>> kl.shape
+    (3,)
     """
     _, mu, logvar = _posterior(estimator, X)
     return _diagnostics.mean_kl(mu, logvar)
@@ -129,7 +129,7 @@ def mutual_information(estimator, X, *, max_samples=2000, random_state=0):
     Parameters
     ----------
     estimator : SphericalClusterVAE or VAE
-        A fitted skvae estimator.
+        A fitted skvae estimator; its posteriors q(z|x) form the mixture.
     X : array-like of shape (n_samples, n_features)
         Rows whose posteriors form the mixture, in original units.
     max_samples : int, default=2000
@@ -151,13 +151,11 @@ def mutual_information(estimator, X, *, max_samples=2000, random_state=0):
 
     Examples
     --------
-    >>> from sklearn.datasets import make_blobs
-    >>> from skvae import VAE
-    >>> from skvae.metrics import mutual_information
-    >>> X, _ = make_blobs(n_samples=200, n_features=5, random_state=0)
-    >>> vae = VAE(n_components=2, random_state=0).fit(X)
-    >>> mi = mutual_information(vae, X)
-    >>> bool(0 < mi <= np.log(200))
+    >>> from sklearn.datasets import load_wine
+    >>> from skvae import SphericalClusterVAE, metrics
+    >>> X = load_wine().data
+    >>> model = SphericalClusterVAE(random_state=0).fit(X)
+    >>> bool(0 < metrics.mutual_information(model, X) <= np.log(len(X)))
     True
     """
     _, mu, logvar = _posterior(estimator, X)
@@ -191,7 +189,7 @@ def collapse_certificate(estimator, X, *, n_passes=10, random_state=0):
     Parameters
     ----------
     estimator : SphericalClusterVAE or VAE
-        A fitted skvae estimator.
+        A fitted skvae estimator to test.
     X : array-like of shape (n_samples, n_features)
         Rows to test, in original units (at least 2 rows).
     n_passes : int, default=10
