@@ -238,9 +238,11 @@ class _BaseVAE(
         self._hold_out(run)
         # The start is fitted on the rows training sees, so that the held-out
         # rows judge it as fairly as every later epoch.
-        start = None
-        if self.linear_path:
-            start = run.ppca if run.Y_val is None else fit_ppca(run.Y_fit, self.n_components)
+        start = run.ppca
+        if self.linear_path and run.Y_val is not None:
+            with run.progress.phase("probabilistic PCA of the training rows", "linear start",
+                                    report=False):
+                start = fit_ppca(run.Y_fit, self.n_components)
         run.module = build_vae(
             n_features=X.shape[1],
             n_components=self.n_components,
@@ -249,7 +251,7 @@ class _BaseVAE(
             output_layer=self._output_layer(),
             device=run.device,
             generator=run.generator,
-            linear_start=start,
+            linear_start=start if self.linear_path else None,
         )
         return run
 

@@ -176,10 +176,11 @@ learning_rate_ : float
     "fit_times_": """
 fit_times_ : dict of str to float
     Seconds spent in each phase of the latest ``fit`` or ``partial_fit``
-    call: ``"data map"``, ``"linear start"``, ``"band"`` (K-means, where
-    there is one), ``"training"``, ``"certificate"`` and ``"diagnostics"``
-    (active units, KL, mutual information); phases a call did not run are
-    absent.
+    call: ``"data map"``, ``"linear start"`` (probabilistic PCA of every
+    row, and of the training rows when early stopping holds rows out),
+    ``"band"`` (K-means, where there is one), ``"training"``,
+    ``"certificate"`` and ``"diagnostics"`` (active units, KL, mutual
+    information); phases a call did not run are absent.
 """,
     "module_": """
 module_ : torch.nn.Module
