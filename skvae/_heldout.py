@@ -95,13 +95,14 @@ class HeldOut:
         )
         self.best = math.inf
         self.best_state = self.start_state = self.rows = self.best_rows = None
+        self.best_is_start = False
         if fresh:
             self.start_rows, self.start_state = _start_candidate(
                 module, Y, Y_val, self.eps, config, noise_generator
             )
             if self.start_state is not None:
                 self.best = float(self.start_rows.mean()) / Y.shape[1]
-                self.best_state = self.start_state
+                self.best_state, self.best_is_start = self.start_state, True
 
     def objective(self, module, train_reconstruction):
         """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
@@ -115,10 +116,11 @@ class HeldOut:
         """Remember the module's weights as the best epoch so far."""
         self.best_state = copy.deepcopy(module.state_dict())
         self.best_rows = self.rows
+        self.best_is_start = False
 
-    def chosen(self, kept_start):
+    def chosen(self):
         """(weights to restore or None, whether they are the start's)."""
-        if (self.start_state is not None and not kept_start
+        if (self.start_state is not None and not self.best_is_start
                 and not beats_start(self.best_rows, self.start_rows)):
             return self.start_state, True
-        return self.best_state, kept_start
+        return self.best_state, self.best_is_start

@@ -214,7 +214,6 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     if Y_val is not None:
         held_out = HeldOut(module, Y, Y_val, config, noise_generator, resume is None)
         result.validation_scores = []
-        result.kept_start = held_out.start_state is not None
     best, stall = (math.inf if held_out is None else held_out.best), 0
     module.train()
     for epoch in range(config.max_iter):
@@ -241,7 +240,6 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             best = monitored
             if held_out is not None and multiplier.feasible:
                 held_out.keep(module)
-                result.kept_start = False
         if (stall > config.n_iter_no_change and step + 1 >= config.earliest_stop
                 and multiplier.feasible):
             result.converged = True
@@ -249,7 +247,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
     if held_out is not None:
-        state, result.kept_start = held_out.chosen(result.kept_start)
+        state, result.kept_start = held_out.chosen()
         if state is not None:
             module.load_state_dict(state)
     return _finish(module, optimizer, multiplier, result, config)
