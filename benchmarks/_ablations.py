@@ -70,11 +70,11 @@ def counting_in_band_steps(seen):
     """Within the block, append to ``seen`` whether each training step's decoded rows all lie in [knee, r_max]."""
     original = networks._ShellSquaredError.forward
 
-    def counting(ctx, u, y, r_min, r_max, knee, slope):
+    def counting(ctx, u, y, mask, r_min, r_max, knee, slope):
         with torch.no_grad():
             s = torch.linalg.vector_norm(u, dim=1)
             seen.append(bool(((s >= knee) & (s <= r_max)).all()))
-        return original(ctx, u, y, r_min, r_max, knee, slope)
+        return original(ctx, u, y, mask, r_min, r_max, knee, slope)
 
     networks._ShellSquaredError.forward = staticmethod(counting)
     try:

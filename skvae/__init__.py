@@ -3,6 +3,7 @@
 from . import exceptions, metrics
 from ._shell import SphericalShellScaler
 from ._spherical import SphericalClusterVAE
+from ._imputer import VAEImputer
 from ._vae import VAE
 from ._version import __version__
 
@@ -10,6 +11,7 @@ __all__ = [
     "SphericalClusterVAE",
     "SphericalShellScaler",
     "VAE",
+    "VAEImputer",
     "exceptions",
     "metrics",
     "__version__",

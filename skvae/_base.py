@@ -16,6 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from . import _diagnostics, _forward
 from ._export import ExportMixin, Standardize, Unstandardize
 from ._feasible import mean_squared_distance
+from ._missing import check_missing_pattern, masked_mean, observed, observed_per_row
 from ._fitting import (
     MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, FitRun, check_first_rows, fit_seeds, split_rows,
     warn_after_fit,
@@ -24,6 +25,7 @@ from ._inference import InferenceMixin
 from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
 from ._persistence import PersistenceMixin
 from ._ppca import fit_ppca
+from ._ppca_missing import fit_linear_models
 from ._progress import Progress
 from ._runtime import (
     batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, torch_threads,
@@ -199,7 +201,8 @@ class _BaseVAE(
         resume = hasattr(self, "module_") and (incremental or self.warm_start)
         if incremental and self.early_stopping is True:
             raise ValueError("partial_fit does not support early_stopping=True.")
-        X = validate_numeric(self, X, reset=not resume)
+        X = validate_numeric(self, X, reset=not resume, allow_nan=True)
+        check_missing_pattern(X)
         run = self._continue(X, incremental) if resume else self._initialize(X, incremental)
         self._run_epochs(run, 1 if incremental else self.max_iter)
 
@@ -231,7 +234,11 @@ class _BaseVAE(
         attrs, run.Y = self._fit_data_map(X, run.progress)
         self._set(attrs)
         with run.progress.phase("probabilistic PCA (linear start)", "linear start"):
-            run.ppca = fit_ppca(run.Y, self.n_components)
+            # The fill model completes rows with holes wherever the encoder
+            # sees them (docs/theory.rst); on complete rows it is one more
+            # rank of the same SVD.
+            run.ppca, fill = fit_linear_models(run.Y, self.n_components, run.seeds[0])
+        self._set({"_fill_ppca": fill})
         band, run.constraint = self._fit_band(run.Y, run.ppca, run.seeds[0], run.progress)
         self._set(band)
         run.total_variance = self.total_variance_
@@ -242,7 +249,7 @@ class _BaseVAE(
         if self.linear_path and run.Y_val is not None:
             with run.progress.phase("probabilistic PCA of the training rows", "linear start",
                                     report=False):
-                start = fit_ppca(run.Y_fit, self.n_components)
+                start = fit_ppca(self._encoder_input(run.Y_fit), self.n_components)
         run.module = build_vae(
             n_features=X.shape[1],
             n_components=self.n_components,
@@ -264,7 +271,7 @@ class _BaseVAE(
         # until the call succeeds.
         run.module = copy.deepcopy(self.module_).float().to(run.device)
         # The band is the first fit's; explained_fraction_ refers to this call's rows.
-        run.total_variance = mean_squared_distance(run.Y, run.Y.mean(axis=0))
+        run.total_variance = mean_squared_distance(run.Y, masked_mean(run.Y))
         self._hold_out(run)
         return run
 
@@ -300,6 +307,11 @@ class _BaseVAE(
         batch_size, learning_rate = batch_and_learning_rate(
             self.batch_size, self.learning_rate_init, run.Y_fit.shape[0]
         )
+        # The encoder sees filled rows; the loss counts observed entries (M).
+        Y_fit, M_fit = self._encoder_input(run.Y_fit), observed(run.Y_fit)[1]
+        Y_val = M_val = None
+        if run.Y_val is not None:
+            Y_val, M_val = self._encoder_input(run.Y_val), observed(run.Y_val)[1]
         config = TrainingConfig(
             beta=self.beta,
             decoder_variance=self.decoder_variance,
@@ -312,16 +324,20 @@ class _BaseVAE(
             recon_floor=1e-9 * run.total_variance,
             progress=run.progress,
             first_epoch=self.n_iter_ if run.resume else 0,
+            observed_per_row=None if M_fit is None else observed_per_row(M_fit, Y_fit.shape[1]),
             **self._schedule(),
         )
-        Y_train = torch.as_tensor(run.Y_fit, dtype=torch.float32, device=run.device)
-        Y_val = None if run.Y_val is None else torch.as_tensor(
-            run.Y_val, dtype=torch.float32, device=run.device)
+
+        def tensor(a):
+            return None if a is None else torch.as_tensor(a, dtype=torch.float32,
+                                                          device=run.device)
+
+        Y_train, Y_val, M_train, M_val = map(tensor, (Y_fit, Y_val, M_fit, M_val))
         run.progress.start_training(config.max_iter, Y_train.shape[0], config.batch_size)
         result = train(
             run.module, Y_train, config, generator=run.generator,
             noise_generator=run.noise_generator, Y_val=Y_val,
-            resume=self._training_state if run.resume else None,
+            resume=self._training_state if run.resume else None, M=M_train, M_val=M_val,
         )
         run.progress.end_training(
             result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
@@ -338,7 +354,7 @@ class _BaseVAE(
         """
         with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)",
                                 "certificate"):
-            mu, logvar = _forward.encode(run.module, run.Y)
+            mu, logvar = _forward.encode(run.module, self._encoder_input(run.Y))
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
                 self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,
@@ -358,8 +374,9 @@ class _BaseVAE(
         # another order); eval mode makes the output layer's norms overflow-safe.
         module = run.module.double().eval()
         if self.decoder_variance == "learned":
+            # The maximum-likelihood variance: squared error per observed entry.
             decoder_variance = (max(cert.reconstruction_loss, config.recon_floor)
-                                / run.Y.shape[1])
+                                / observed_per_row(observed(run.Y)[1], run.Y.shape[1]))
         else:
             decoder_variance = float(self.decoder_variance)
         with run.progress.phase("posterior diagnostics", "diagnostics", report=False):
@@ -403,6 +420,8 @@ class _BaseVAE(
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        # Missing values are modelled (docs/theory.rst); infinity is refused.
+        tags.input_tags.allow_nan = True
         return tags
 
     @property

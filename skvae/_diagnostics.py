@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from ._forward import chunks, decode
+from ._missing import observed
 from ._networks import kl_elementwise
 
 #: Threshold on Var_x(E_q[z|x]) for an active unit (Burda et al., 2016).
@@ -50,7 +51,9 @@ def collapse_certificate(module, Y, mu, logvar, collapse_loss, *, n_passes, gene
     """Estimate E_q[R] on ``Y`` with ``n_passes`` independent passes of fresh z.
 
     ``generator`` is a CPU torch.Generator; every pass draws new noise from it.
+    Missing entries of ``Y`` (NaN) are left out of the loss, as in training.
     """
+    Y, M = observed(Y)
     std = np.exp(0.5 * logvar)
     losses = np.empty(n_passes)
     for m in range(n_passes):
@@ -58,7 +61,10 @@ def collapse_certificate(module, Y, mu, logvar, collapse_loss, *, n_passes, gene
         for s in chunks(Y.shape[0]):
             eps = torch.randn(mu[s].shape, generator=generator, dtype=torch.float64)
             z = mu[s] + std[s] * eps.numpy()
-            sq += float(np.sum((Y[s] - decode(module, z)) ** 2))
+            d = Y[s] - decode(module, z)
+            if M is not None:
+                d = d * M[s]
+            sq += float(np.sum(d**2))
         losses[m] = sq / Y.shape[0]
     se = float(losses.std(ddof=1) / math.sqrt(n_passes))
     return CollapseCertificate(float(losses.mean()), se, float(collapse_loss), n_passes)

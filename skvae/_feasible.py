@@ -7,6 +7,8 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.exceptions import ConvergenceWarning
 
+from . import _missing
+from ._missing import masked_mean, masked_squared_distance, zero_filled
 from ._scaling import origin_to_e1, row_norms
 
 #: K-means runs on at most this many rows, drawn at random; W and W_S are
@@ -53,8 +55,12 @@ def project_to_shell(C, r_min, r_max):
 
 
 def mean_squared_distance(Y, C):
-    """Per-sample loss convention used everywhere: mean over rows of ``||y - c||^2``."""
-    return float(np.mean(np.sum((Y - C) ** 2, axis=1)))
+    """Per-sample loss convention used everywhere: mean over rows of ``||y - c||^2``.
+
+    Missing entries of ``Y`` (NaN) are left out of the sum
+    (:func:`~skvae._missing.masked_squared_distance`).
+    """
+    return masked_squared_distance(Y, C)
 
 
 def collapse_loss(Y, r_min, r_max):
@@ -62,12 +68,10 @@ def collapse_loss(Y, r_min, r_max):
 
     The minimiser over the shell is the projection of the mean, so
     ``delta_collapse = T + dist(mean, S) ** 2`` with ``T`` the total
-    variance; with ``r_max = inf`` the outer side never binds.
+    variance; with ``r_max = inf`` the outer side never binds. With missing
+    entries, see :func:`~skvae._missing.collapse_loss`.
     """
-    mean = Y.mean(axis=0)
-    norm = float(np.linalg.norm(mean))
-    dist = max(0.0, r_min - norm, norm - r_max)
-    return mean_squared_distance(Y, mean) + dist**2
+    return _missing.collapse_loss(Y, r_min, r_max)
 
 
 def _kmeans(Y, n_clusters, random_state):
@@ -99,7 +103,7 @@ def _kmeans(Y, n_clusters, random_state):
 
 
 def fit_feasible_region(
-    Y, *, n_clusters, r_min, r_max, margin, random_state, anchor="codebook", ppca=None
+    Y, *, n_clusters, r_min, r_max, margin, random_state, anchor="codebook", ppca=None, Y_in=None
 ):
     """Cluster the shell data and derive W, W_S, T, delta_collapse and tau.
 
@@ -123,6 +127,10 @@ def fit_feasible_region(
         or the smaller of the two.
     ppca : skvae._ppca.PPCA or None
         Probabilistic PCA of Y, for the PCA anchor.
+    Y_in : ndarray or None
+        With missing entries (NaN in Y): the rows with their holes filled,
+        which K-means clusters and the anchor's encoder sees; None
+        zero-fills them.
 
     Returns
     -------
@@ -140,12 +148,15 @@ def fit_feasible_region(
             f"n_clusters={n_clusters} must be <= n_samples={n_samples}: "
             "lower n_clusters or pass more rows."
         )
-    centers, labels = _kmeans(Y, n_clusters, random_state)
+    # K-means sees the zero-filled rows (docs/theory.rst); the losses below
+    # count observed entries only.
+    Y_in = zero_filled(Y) if Y_in is None else Y_in
+    centers, labels = _kmeans(Y_in, n_clusters, random_state)
     W = mean_squared_distance(Y, centers[labels])
     W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
-    T = mean_squared_distance(Y, Y.mean(axis=0))
+    T = mean_squared_distance(Y, masked_mean(Y))
     delta = collapse_loss(Y, r_min, r_max)
-    pca = None if ppca is None else ppca.expected_loss(Y)
+    pca = None if ppca is None else ppca.expected_loss(Y, Y_in)
     if anchor == "codebook":
         anchor_loss = W_S
     elif pca is None:

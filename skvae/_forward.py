@@ -5,6 +5,7 @@ import math
 import numpy as np
 import torch
 
+from ._missing import observed, zero_filled
 from ._networks import kl_elementwise
 
 #: Rows per forward pass at inference; bounds memory for any n_samples.
@@ -40,10 +41,13 @@ def _as_tensor(a, module):
 
 @torch.no_grad()
 def encode(module, Y):
-    """Posterior means and log-variances of the rows of ``Y``, as float64 arrays."""
+    """Posterior means and log-variances of the rows of ``Y``, as float64 arrays.
+
+    The encoder sees missing entries (NaN) as 0, the standardized column mean.
+    """
     mus, logvars = [], []
     for s in chunks(Y.shape[0]):
-        mu, logvar = module.encoder(_as_tensor(Y[s], module))
+        mu, logvar = module.encoder(_as_tensor(zero_filled(Y[s]), module))
         mus.append(mu.double().cpu().numpy())
         logvars.append(logvar.double().cpu().numpy())
     n_components = module.encoder.n_components
@@ -63,13 +67,15 @@ def decode(module, Z):
 
 
 @torch.no_grad()
-def elbo(module, Y, eps, decoder_variance):
+def elbo(module, Y, eps, decoder_variance, Y_in=None):
     """Per-row ELBO of ``Y`` under the Gaussian decoder, in nats.
 
     ``E_q[log N(y; y_hat(z), sigma^2 I)] - KL(q(z|x) || p(z))``, the
     expectation taken over the fixed noise rows ``eps`` (shape
     ``(n_draws, n_components)``) so that a row's value does not depend on the
-    other rows passed with it.
+    other rows passed with it. With missing entries (NaN) it is the ELBO of
+    the observed entries: the likelihood runs over them only, and the
+    encoder sees ``Y_in`` (the filled rows; default: zero-filled).
     """
     n_features = Y.shape[1]
     log_norm = -0.5 * n_features * math.log(2 * math.pi * decoder_variance)
@@ -77,12 +83,20 @@ def elbo(module, Y, eps, decoder_variance):
     eps_t = _as_tensor(eps, module)
     rows = max(1, CHUNK_ROWS // eps.shape[0])
     for start in range(0, Y.shape[0], rows):
-        y = _as_tensor(Y[start : start + rows], module)
-        mu, logvar = module.encoder(y)
+        Y0, M = observed(Y[start : start + rows])
+        y = _as_tensor(Y0, module)
+        x = y if Y_in is None else _as_tensor(Y_in[start : start + rows], module)
+        mu, logvar = module.encoder(x)
         z = mu[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps_t[None]
         y_hat = module.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
-        sq = (y[:, None, :] - y_hat).pow(2).sum(dim=-1)
-        loglik = (log_norm - sq / (2.0 * decoder_variance)).mean(dim=1)
+        d = y[:, None, :] - y_hat
+        row_log_norm = log_norm
+        if M is not None:
+            m = _as_tensor(M, module)
+            d = d * m[:, None, :]
+            row_log_norm = log_norm / n_features * m.sum(dim=1)[:, None]
+        sq = d.pow(2).sum(dim=-1)
+        loglik = (row_log_norm - sq / (2.0 * decoder_variance)).mean(dim=1)
         kl = kl_elementwise(mu, logvar).sum(dim=1)
         out[start : start + y.shape[0]] = (loglik - kl).double().cpu().numpy()
     return out

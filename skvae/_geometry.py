@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 
 from ._export import InverseRadialMap, RadialMap, Standardize, Unstandardize
+from ._missing import has_missing
 from ._scaling import row_norms
 from ._shell import FALLBACK_QUANTILE, SphericalShellScaler, StandardizedShell, check_radii
 
@@ -20,6 +21,10 @@ class IdentityGeometry:
     """
 
     name = "identity"
+
+    def transform(self, shell, X):
+        """Validated rows in original units to the modelled rows (NaN stays NaN: missing)."""
+        return shell._transform(X)
 
     def fit(self, X, r_min, r_max):
         """The fitted data map and its resolved radii ``(shell, r_min, r_max)``."""
@@ -48,8 +53,25 @@ class PaperGeometry:
 
     name = "paper"
 
+    @staticmethod
+    def refuse_missing(X):
+        """Raise a ValueError if X has a missing value: the radial map needs whole rows."""
+        if has_missing(X):
+            raise ValueError(
+                f"shell_map='paper' does not support missing values, and X has "
+                f"{int(np.isnan(X).sum())} NaN entries: the paper's radial map needs "
+                "each row's whole norm. Use shell_map='identity' (the default), which "
+                "models the observed entries, or impute first (skvae.VAEImputer)."
+            )
+
+    def transform(self, shell, X):
+        """Validated rows in original units to the modelled rows, inside the shell."""
+        self.refuse_missing(X)
+        return shell._transform(X)
+
     def fit(self, X, r_min, r_max):
         """The fitted data map and its radii ``(shell, r_min, r_max)``; "auto" is 1 and 2."""
+        self.refuse_missing(X)
         r_min = PAPER_RADII[0] if r_min == "auto" else r_min
         r_max = PAPER_RADII[1] if r_max == "auto" else r_max
         check_radii(r_min, r_max)

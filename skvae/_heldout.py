@@ -10,8 +10,13 @@ from ._forward import chunks
 from ._networks import kl_elementwise
 
 
+def observed_per_row(config, n_features):
+    """Mean observed entries per training row: the learned variance's divisor."""
+    return n_features if config.observed_per_row is None else config.observed_per_row
+
+
 @torch.no_grad()
-def _validation_rows(module, Y_val, eps_val, config, train_reconstruction):
+def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val=None):
     """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
 
     With the learned decoder variance the variance is the one ``score``
@@ -20,15 +25,23 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction):
     rows more tightly than the held-out rows then pays for it, as it does
     in the held-out score. The KL weight is ``beta`` at every epoch and the
     KL is not floored: KL annealing and free bits are training devices, and
-    an epoch of a warm-up must not look better for its smaller weight.
+    an epoch of a warm-up must not look better for its smaller weight. With
+    ``M_val`` (the rows' mask of observed entries) a row's likelihood is that
+    of its observed entries.
     """
     mu, logvar = module.encoder(Y_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
-    sq = (Y_val - module.decoder(z)).pow(2).sum(dim=1).double()
+    d = Y_val - module.decoder(z)
+    n_obs = Y_val.shape[1]
+    if M_val is not None:
+        d = d * M_val
+        n_obs = M_val.sum(dim=1).double()
+    sq = d.pow(2).sum(dim=1).double()
     kl = config.beta * kl_elementwise(mu, logvar).sum(dim=1).double()
     if config.decoder_variance == "learned":
-        variance = max(train_reconstruction, config.recon_floor) / Y_val.shape[1]
-        rows = 0.5 * Y_val.shape[1] * math.log(variance) + sq / (2.0 * variance) + kl
+        variance = (max(train_reconstruction, config.recon_floor)
+                    / observed_per_row(config, Y_val.shape[1]))
+        rows = 0.5 * n_obs * math.log(variance) + sq / (2.0 * variance) + kl
     else:
         rows = sq / (2.0 * config.decoder_variance) + kl
     return rows.cpu().numpy()
@@ -47,7 +60,7 @@ def beats_start(rows, start_rows, n_se=2.0):
 
 
 @torch.no_grad()
-def _reconstruction_loss(module, Y, noise_generator):
+def _reconstruction_loss(module, Y, noise_generator, M=None):
     """R of the untrained model on the training rows, one pass with fresh z."""
     total = 0.0
     for s in chunks(Y.shape[0]):
@@ -55,11 +68,12 @@ def _reconstruction_loss(module, Y, noise_generator):
         mu, logvar = module.encoder(y)
         eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        total += float(module.decoder.squared_error(z, y)) * y.shape[0]
+        m = None if M is None else M[s]
+        total += float(module.decoder.squared_error(z, y, m)) * y.shape[0]
     return total / Y.shape[0]
 
 
-def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator):
+def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator, M=None, M_val=None):
     """(held-out rows' objectives, state) of the untrained model; state None if it cannot win.
 
     The starting model (probabilistic PCA, with the linear path) is the
@@ -68,8 +82,8 @@ def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator):
     reconstruction constraint or its objective is not finite.
     """
     module.eval()
-    start_R = _reconstruction_loss(module, Y, noise_generator)
-    rows = _validation_rows(module, Y_val, eps_val, config, start_R)
+    start_R = _reconstruction_loss(module, Y, noise_generator, M)
+    rows = _validation_rows(module, Y_val, eps_val, config, start_R, M_val)
     feasible = config.constraint is None or start_R <= config.constraint.target
     if not (feasible and np.isfinite(rows).all()):
         return rows, None
@@ -86,8 +100,8 @@ class HeldOut:
     (:func:`beats_start`).
     """
 
-    def __init__(self, module, Y, Y_val, config, noise_generator, fresh):
-        self.Y_val = Y_val
+    def __init__(self, module, Y, Y_val, config, noise_generator, fresh, M=None, M_val=None):
+        self.Y_val, self.M_val = Y_val, M_val
         self.config = config
         self.eps = torch.randn(
             (Y_val.shape[0], module.encoder.n_components),
@@ -98,7 +112,7 @@ class HeldOut:
         self.best_is_start = False
         if fresh:
             self.start_rows, self.start_state = _start_candidate(
-                module, Y, Y_val, self.eps, config, noise_generator
+                module, Y, Y_val, self.eps, config, noise_generator, M, M_val
             )
             if self.start_state is not None:
                 self.best = float(self.start_rows.mean()) / Y.shape[1]
@@ -108,7 +122,7 @@ class HeldOut:
         """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
         module.eval()
         self.rows = _validation_rows(module, self.Y_val, self.eps, self.config,
-                                     train_reconstruction)
+                                     train_reconstruction, self.M_val)
         module.train()
         return float(self.rows.mean()) / self.Y_val.shape[1]
 

@@ -9,6 +9,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _forward
+from ._missing import nothing_observed, zero_filled
+from ._ppca_missing import conditional_fill
 from ._scaling import row_norms, standardize
 from ._runtime import torch_threads
 from ._validation import FLOAT_DTYPES, check_finite_output, validate_numeric
@@ -57,16 +59,30 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
     def _log_abs_det_jacobian(self, X):
         """log|det| of the Jacobian of _to_representation at validated rows X."""
 
+    def _encoder_input(self, Y):
+        """Modelled rows as the encoder sees them: missing entries filled (docs/theory.rst).
+
+        Each missing entry gets its conditional mean under the fitted fill
+        model (a probabilistic PCA of the training rows); rows without NaN
+        are unchanged.
+        """
+        fill = getattr(self, "_fill_ppca", None)
+        return zero_filled(Y) if fill is None else conditional_fill(fill, Y)
+
+    def _encode(self, Y):
+        """Posterior means and log-variances of modelled rows (NaN: missing)."""
+        return _forward.encode(self.module_, self._encoder_input(Y))
+
     def _validated(self, X):
         check_is_fitted(self)
-        return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES)
+        return validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES, allow_nan=True)
 
     def _checked(self, method, out, X):
         """``out`` in X's dtype, or a ValueError naming rows of X too far out for it."""
         scaler = self._standardization()
 
         def describe(i, dtype):
-            d = row_norms(standardize(X[i : i + 1], scaler.mean_, scaler.scale_))[0]
+            d = row_norms(zero_filled(standardize(X[i : i + 1], scaler.mean_, scaler.scale_)))[0]
             return (
                 f"its standardized distance from the training mean is {d:.3g}, where "
                 f"training rows lie at root-mean-square distance "
@@ -99,11 +115,14 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
             coordinates overflow float64.
         """
         X = self._validated(X)
-        out = _by_chunks(
-            lambda x: _forward.encode(self.module_, self._to_representation(x))[0], X,
-            self.n_jobs,
-        )
+        out = _by_chunks(self._transform_block, X, self.n_jobs)
         return self._checked("transform", out, X)
+
+    def _transform_block(self, X):
+        mu = self._encode(self._to_representation(X))[0]
+        # With nothing observed the posterior is the prior: its mean is 0.
+        mu[nothing_observed(X)] = 0.0
+        return mu
 
     def inverse_transform(self, X):
         """Decode latent coordinates back to the original feature space.
@@ -190,7 +209,10 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
 
     def _score_block(self, X):
         Y = self._to_representation(X)
-        elbo = _forward.elbo(self.module_, Y, self._score_eps, self.decoder_variance_)
+        elbo = _forward.elbo(self.module_, Y, self._score_eps, self.decoder_variance_,
+                             Y_in=self._encoder_input(Y))
+        # Nothing observed: q = the prior gives ELBO 0 = log p(no observation).
+        elbo[nothing_observed(X)] = 0.0
         return elbo + self._log_abs_det_jacobian(X)
 
     def score(self, X, y=None):

@@ -68,7 +68,7 @@ class NormConstraint(nn.Module):
         # NaN rows stay NaN (a diverged network must not look like a finite one).
         return origin_to_e1(u * (rho / safe), norm <= tiny, self.r_min)
 
-    def squared_error(self, u, y):
+    def squared_error(self, u, y, mask=None):
         """Training loss ``mean_i |y_i - layer(u)_i|^2``, the layer fused into it.
 
         The map is one per-row scale ``c = rho(s) / s`` (``slope + r_min / s``
@@ -77,9 +77,11 @@ class NormConstraint(nn.Module):
         over the batch where the layer followed by the plain loss takes
         eleven under autograd. A row of exact zeros, which a decoder with
         biases does not produce, is scaled to 0 here and sent to
-        ``r_min * e_1`` by ``forward``; a NaN row gives a NaN loss.
+        ``r_min * e_1`` by ``forward``; a NaN row gives a NaN loss. With a
+        ``mask`` (1 where observed) only observed entries count.
         """
-        return _ShellSquaredError.apply(u, y, self.r_min, self.r_max, self.knee, self.slope)
+        return _ShellSquaredError.apply(u, y, mask, self.r_min, self.r_max, self.knee,
+                                        self.slope)
 
     def extra_repr(self):
         return f"r_min={self.r_min}, r_max={self.r_max}, knee={self.knee}"
@@ -91,10 +93,12 @@ class _ShellSquaredError(torch.autograd.Function):
     With ``d = y - c u`` and ``k = c'(s) / s``: ``dR/du_i = -(2/n) (c_i d_i +
     k_i (u_i . d_i) u_i)``, one row-wise dot product and one fused
     multiply-add, where autograd keeps and replays every elementwise step.
+    With a 0/1 ``mask`` of observed entries, ``d`` is ``mask * (y - c u)``
+    and the same formulas hold.
     """
 
     @staticmethod
-    def forward(ctx, u, y, r_min, r_max, knee, slope):
+    def forward(ctx, u, y, mask, r_min, r_max, knee, slope):
         # Few, mostly in-place ops on the (n, 1) columns: at small batches
         # their dispatch, not arithmetic, is the layer's cost.
         s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(_NORM_FLOOR)
@@ -103,6 +107,8 @@ class _ShellSquaredError(torch.autograd.Function):
         rho = torch.clamp(s, knee, r_max).add_((s - knee).clamp_max_(0.0), alpha=slope)
         c = rho.div_(s)
         d = torch.addcmul(y, u, c, value=-1.0)
+        if mask is not None:
+            d.mul_(mask)
         ctx.save_for_backward(u, d, c, s)
         ctx.shell = (r_min, r_max, knee)
         flat = d.view(-1)
@@ -125,7 +131,7 @@ class _ShellSquaredError(torch.autograd.Function):
             grad_u = torch.addcmul(d * (c * a), u, coef)
         if ctx.needs_input_grad[1]:
             grad_y = d * -a
-        return grad_u, grad_y, None, None, None, None
+        return grad_u, grad_y, None, None, None, None, None
 
 
 def output_knee(min_norm, r_min, r_max):
@@ -190,12 +196,19 @@ class Decoder(nn.Module):
     def forward(self, z):
         return self.output(self.raw(z))
 
-    def squared_error(self, z, y):
-        """Mean over rows of ``|y - decoder(z)|^2`` summed over features: R of docs/theory.rst."""
+    def squared_error(self, z, y, mask=None):
+        """Mean over rows of ``|y - decoder(z)|^2`` summed over features: R of docs/theory.rst.
+
+        With ``mask`` (1 where observed, 0 where missing) the sum runs over
+        the observed entries only.
+        """
         u = self.raw(z)
         if isinstance(self.output, NormConstraint):
-            return self.output.squared_error(u, y)
-        return (y - u).pow(2).sum(dim=1).mean()
+            return self.output.squared_error(u, y, mask)
+        d = y - u
+        if mask is not None:
+            d = d * mask
+        return d.pow(2).sum(dim=1).mean()
 
 
 class VAEModule(nn.Module):

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._missing import observed, zero_filled
+
 #: The noise variance is floored at this fraction of the mean eigenvalue, so
 #: that ``n_components = n_features`` (no discarded eigenvalue) and data of
 #: rank below ``n_components`` still give a finite posterior.
@@ -49,15 +51,25 @@ class PPCA:
         """Decoded posterior means ``W A (y - mean) + mean``: PCA shrunk by ``1 - s2 / L_i``."""
         return self.posterior_mean(Y) @ self.loadings.T + self.mean
 
-    def expected_loss(self, Y):
+    def expected_loss(self, Y, Y_in=None):
         """``mean_i E_q ||y_i - W z - mean||^2`` with ``z ~ q(z|y_i)``, in closed form.
 
         The squared error of the decoded posterior mean plus the trace of the
-        decoded posterior covariance, ``sum_i (L_i - s2) s2 / L_i``.
+        decoded posterior covariance, ``sum_i (L_i - s2) s2 / L_i``. With
+        missing entries (NaN in ``Y``) the posterior is that of ``Y_in`` (the
+        rows as the encoder sees them; default zero-filled) and both terms
+        count the observed entries only.
         """
-        resid = np.sum((Y - self.reconstruct(Y)) ** 2, axis=1).mean()
-        spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
-        return float(resid + spread)
+        Y0, M = observed(Y)
+        if M is None:
+            resid = np.sum((Y - self.reconstruct(Y)) ** 2, axis=1).mean()
+            spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
+            return float(resid + spread)
+        Y_in = Y0 if Y_in is None else Y_in
+        resid = np.sum(((Y0 - self.reconstruct(Y_in)) * M) ** 2, axis=1).mean()
+        # Diagonal of W diag(posterior_variance) W^T, summed over each row's observed entries.
+        spread = (self.loadings**2) @ self.posterior_variance
+        return float(resid + (M @ spread).mean())
 
 
 def fit_ppca(Y, n_components):
@@ -66,17 +78,29 @@ def fit_ppca(Y, n_components):
     Eigenvalues are those of the maximum-likelihood covariance (divided by
     n_samples). Kept eigenvalues are floored at the noise variance times
     ``1 + 1e-6`` so that every loading and posterior variance is finite.
+    Missing entries (NaN) are filled with 0, the standardized column mean
+    (the start of :func:`~skvae._ppca_missing.fit_ppca_missing`).
     """
-    Y = np.asarray(Y, dtype=np.float64)
+    return fit_ppcas(Y, [n_components])[0]
+
+
+def fit_ppcas(Y, ranks):
+    """:func:`fit_ppca` of the same rows at each of ``ranks``, from one SVD."""
+    Y = zero_filled(np.asarray(Y, dtype=np.float64))
     n, d = Y.shape
-    k = int(n_components)
     mean = Y.mean(axis=0)
     centred = Y - mean
     # The SVD of the centred rows: eigenvalues s^2 / n, no d x d product formed
     # when n < d.
     _, s, Vt = np.linalg.svd(centred, full_matrices=False)
+    return [_from_spectrum(mean, s**2 / n, Vt, int(k)) for k in ranks]
+
+
+def _from_spectrum(mean, eigenvalues, Vt, k):
+    """The rank-``k`` maximum-likelihood pPCA of a covariance's eigenpairs."""
+    d = mean.size
     eig = np.zeros(max(d, k))
-    eig[: s.size] = s**2 / n
+    eig[: eigenvalues.size] = eigenvalues
     floor = NOISE_FLOOR * max(eig[:d].mean(), np.finfo(float).tiny)
     noise = max(float(eig[k:d].mean()) if k < d else 0.0, floor)
     # Directions beyond the data's rank (n_samples or n_features below k) are

@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 
+from ._missing import has_missing
 from ._validation import non_finite_rows
 
 _EPS = np.finfo(np.float64).eps
@@ -53,23 +54,34 @@ def row_polar(A):
 
 
 def _peak_scaled(X):
-    """``(X / unit, peak, unit)``: columns divided by their largest |x| (1 if all zero)."""
-    peak = np.max(np.abs(X), axis=0)
+    """``(X / unit, peak, unit)``: columns divided by their largest |x| (1 if all zero).
+
+    Missing entries (NaN) are left out of the peak and stay NaN.
+    """
+    peak = np.nanmax(np.abs(X), axis=0) if has_missing(X) else np.max(np.abs(X), axis=0)
     unit = np.where(peak > 0, peak, 1.0)
     return X / unit, peak, unit
 
 
-def constant_columns(U, n_samples):
+def _moments(U):
+    """``(mean, var, count)`` of the columns of U over their observed (non-NaN) entries."""
+    if not has_missing(U):
+        return U.mean(axis=0), U.var(axis=0), U.shape[0]
+    return np.nanmean(U, axis=0), np.nanvar(U, axis=0), np.sum(~np.isnan(U), axis=0)
+
+
+def constant_columns(U):
     """Columns of ``U`` (scaled so that max |U| <= 1) whose spread is only rounding.
 
     scikit-learn's criterion (``sklearn.preprocessing._data._is_constant_feature``):
     ``var <= n * eps * var + (n * mean * eps) ** 2``, applied to columns
     divided by their largest absolute value so that it is the same at every
     magnitude: a column of 1e-16s that varies by 100% is not constant, a
-    column of 1e300s that varies in its last bit is.
+    column of 1e300s that varies in its last bit is. Moments and ``n`` are
+    over each column's observed (non-NaN) entries.
     """
-    mean, var = U.mean(axis=0), U.var(axis=0)
-    bound = n_samples * _EPS * var + (n_samples * mean * _EPS) ** 2
+    mean, var, count = _moments(U)
+    bound = count * _EPS * var + (count * mean * _EPS) ** 2
     return var <= bound
 
 
@@ -82,22 +94,25 @@ def standard_scale(X, *, with_mean=True, with_std=True):
     Constant columns (see :func:`constant_columns`) get scale
     ``max(1, max |x|)``: 1 as in :class:`~sklearn.preprocessing.StandardScaler`
     for values up to 1 in size, and their magnitude beyond, so that they
-    standardize to rounding noise of size ~1e-16 at any magnitude.
+    standardize to rounding noise of size ~1e-16 at any magnitude. Missing
+    entries (NaN) are left out: each column's moments are those of its
+    observed entries, as in StandardScaler.
     """
     n_samples, n_features = X.shape
     U, peak, unit = _peak_scaled(X)
+    missing = has_missing(U)
     if with_mean:
         with np.errstate(over="ignore"):
-            mean = X.mean(axis=0)
+            mean = np.nanmean(X, axis=0) if missing else X.mean(axis=0)
         # numpy's own mean wherever its sum fits in float64, so that a row
         # equal to the mean standardizes to exactly 0 as with StandardScaler.
-        mean = np.where(np.isfinite(mean), mean, unit * U.mean(axis=0))
+        mean = np.where(np.isfinite(mean), mean, unit * _moments(U)[0])
     else:
         mean = np.zeros(n_features)
-    constant = constant_columns(U, n_samples)
+    constant = constant_columns(U)
     if not with_std:
         return mean, np.ones(n_features), constant
-    scale = unit * U.std(axis=0)
+    scale = unit * (np.nanstd(U, axis=0) if missing else U.std(axis=0))
     # A spread that is representable relative to the column but whose
     # absolute size underflows (denormal data) counts as constant too.
     constant |= ~(scale > 0)
@@ -109,7 +124,7 @@ def standard_scale(X, *, with_mean=True, with_std=True):
 
 def check_not_constant(X):
     """Raise a ValueError if every column of X is constant up to float64 rounding."""
-    if np.all(constant_columns(_peak_scaled(X)[0], X.shape[0])):
+    if np.all(constant_columns(_peak_scaled(X)[0])):
         raise ValueError(
             "X has zero variance: every feature is constant (up to float64 "
             "rounding), so there is nothing for the VAE to encode and the "
@@ -176,7 +191,13 @@ class Standardizer(BaseEstimator):
         return unstandardize(Y, self.mean_, self.scale_)
 
     def log_abs_det_jacobian(self, X):
-        """``-sum(log scale_)`` for every row: the map is affine."""
+        """``-sum(log scale_)`` for every row: the map is affine.
+
+        A row with missing entries (NaN) is a density on its observed
+        columns only, so the sum runs over those.
+        """
+        if has_missing(X):
+            return -((~np.isnan(X)) @ np.log(self.scale_))
         return np.full(X.shape[0], -np.log(self.scale_).sum())
 
     # The internal protocol of the data maps (validated rows in, float64 out),

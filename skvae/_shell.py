@@ -361,7 +361,8 @@ class StandardizedShell(Standardizer):
     def fit(self, X):
         """Fit mean, scale and the resolved radii ``r_min_``, ``r_max_`` on validated X."""
         super().fit(X)
-        norms = row_norms(self.standardize(X))
+        # Norms of the observed entries: a missing entry counts as the column mean.
+        norms = row_norms(np.nan_to_num(self.standardize(X), nan=0.0))
         self.n_rows_at_mean_ = int(np.sum(norms == 0))
         if self.r_min == "auto":
             inner = norms.min()

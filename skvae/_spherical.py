@@ -210,7 +210,8 @@ class SphericalClusterVAE(_BaseVAE):
                             progress=progress)
 
     def _fit_band(self, Y, ppca, seed, progress):
-        return fit_band(Y, ppca, n_clusters=self.n_clusters, r_min=self.r_min_,
+        return fit_band(Y, ppca, Y_in=self._encoder_input(Y), n_clusters=self.n_clusters,
+                        r_min=self.r_min_,
                         r_max=self.r_max_, margin=self.margin, anchor=self.anchor,
                         seed=seed, progress=progress)
 
@@ -224,7 +225,7 @@ class SphericalClusterVAE(_BaseVAE):
         return self.shell_
 
     def _to_representation(self, X):
-        return self.shell_._transform(X)
+        return self._geometry().transform(self.shell_, X)
 
     def _from_representation(self, Y):
         return self._geometry().inverse(self.shell_, Y, self.shell_radius_range_)
@@ -237,6 +238,12 @@ class SphericalClusterVAE(_BaseVAE):
 
     def _training_summary(self, result):
         return {"lagrange_multiplier_": result.lagrange_multiplier}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # The paper's radial map needs whole rows (docs/theory.rst).
+        tags.input_tags.allow_nan = self.shell_map != "paper"
+        return tags
 
 
 SphericalClusterVAE.__doc__ = fill(SphericalClusterVAE.__doc__)

@@ -30,6 +30,7 @@ class TrainingConfig:
     recon_floor: float = 1e-12  # guard for log R with a learned variance
     progress: object = None  # a skvae._progress.Progress, told about every epoch
     first_epoch: int = 0  # epochs already trained (warm start, partial_fit): schedules go on
+    observed_per_row: float = None  # mean observed entries per row; None: every entry
 
 
 @dataclass
@@ -53,6 +54,8 @@ def reconstruction_term(R, n_features, decoder_variance, floor):
 
     ``(n_features / 2) * log R`` for the maximum-likelihood ("learned")
     variance ``R / n_features``; ``R / (2 sigma^2)`` for a fixed ``sigma^2``.
+    With missing entries ``n_features`` is the mean number of observed
+    entries per row: the likelihood is that of the observed entries.
     """
     if decoder_variance == "learned":
         return 0.5 * n_features * torch.log(R.clamp_min(floor))
@@ -99,11 +102,15 @@ def diverged(epoch, config):
     )
 
 
-def _objective(decoder, y, z, mu, logvar, weight, config):
-    """(objective, R): negative beta-ELBO (up to constants) and reconstruction loss."""
-    R = decoder.squared_error(z, y)
+def _objective(decoder, y, m, z, mu, logvar, weight, config):
+    """(objective, R): negative beta-ELBO (up to constants) and reconstruction loss.
+
+    ``m`` is the batch's mask of observed entries, or None.
+    """
+    R = decoder.squared_error(z, y, m)
+    n_observed = y.shape[1] if config.observed_per_row is None else config.observed_per_row
     objective = reconstruction_term(
-        R, y.shape[1], config.decoder_variance, config.recon_floor
+        R, n_observed, config.decoder_variance, config.recon_floor
     ) + weight * kl_term(mu, logvar, config.free_bits)
     return objective, R
 
@@ -120,19 +127,25 @@ def _optimizer_and_multiplier(module, config, device, resume):
     return optimizer, multiplier
 
 
-def _epoch(module, Y, optimizer, multiplier, weight, config, generator, noise_generator, epoch):
-    """One pass over shuffled minibatches: (mean objective, mean R) over the rows."""
+def _epoch(module, Y, M, optimizer, multiplier, weight, config, generator, noise_generator,
+           epoch):
+    """One pass over shuffled minibatches: (mean objective, mean R) over the rows.
+
+    ``Y`` are zero-filled rows and ``M`` their mask of observed entries, or None.
+    """
     n_samples = Y.shape[0]
     order = torch.randperm(n_samples, generator=generator).to(Y.device)
     # Epoch sums stay on the device: one host sync per epoch, not three per step.
     total = torch.zeros((), dtype=Y.dtype, device=Y.device)
     recon_total = torch.zeros((), dtype=Y.dtype, device=Y.device)
     for start in range(0, n_samples, config.batch_size):
-        y = Y[order[start : start + config.batch_size]]
+        rows = order[start : start + config.batch_size]
+        y = Y[rows]
+        m = None if M is None else M[rows]
         mu, logvar = module.encoder(y)
         eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        objective, R = _objective(module.decoder, y, z, mu, logvar, weight, config)
+        objective, R = _objective(module.decoder, y, m, z, mu, logvar, weight, config)
         loss = objective
         if config.constraint is not None:
             loss = multiplier.add_penalty(loss, R)
@@ -189,8 +202,12 @@ def _finish(module, optimizer, multiplier, result, config):
     return result
 
 
-def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=None):
+def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=None, M=None,
+          M_val=None):
     """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
+
+    ``Y`` and ``Y_val`` are zero-filled; ``M`` and ``M_val`` are their masks
+    of observed entries (1.0 observed, 0.0 missing), or None for complete rows.
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
     data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
@@ -212,14 +229,15 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     result = TrainingResult()
     held_out = None
     if Y_val is not None:
-        held_out = HeldOut(module, Y, Y_val, config, noise_generator, resume is None)
+        held_out = HeldOut(module, Y, Y_val, config, noise_generator, resume is None,
+                           M=M, M_val=M_val)
         result.validation_scores = []
     best, stall = (math.inf if held_out is None else held_out.best), 0
     module.train()
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
         weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
-        loss, reconstruction = _epoch(module, Y, optimizer, multiplier, weight, config,
+        loss, reconstruction = _epoch(module, Y, M, optimizer, multiplier, weight, config,
                                       generator, noise_generator, epoch)
         result.loss_curve.append(loss)
         result.reconstruction_curve.append(reconstruction)

@@ -7,6 +7,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from ._base import FLOAT32_SAFE, _BaseVAE
 from ._docstrings import fill
 from ._feasible import mean_squared_distance
+from ._missing import masked_mean
 from ._scaling import Standardizer
 
 
@@ -150,8 +151,9 @@ class VAE(_BaseVAE):
         return dict(total_variance_=total, collapse_loss_=total), None
 
     def _collapse_loss(self, Y):
-        # Without a shell the best input-independent output is the mean: T.
-        return mean_squared_distance(Y, Y.mean(axis=0))
+        # Without a shell the best input-independent output is the mean: T
+        # (of the observed entries, with their column means).
+        return mean_squared_distance(Y, masked_mean(Y))
 
     def _standardization(self):
         return self.scaler_

@@ -52,10 +52,14 @@ def _first_non_numeric(X):
 FLOAT_DTYPES = (np.float64, np.float32)
 
 
-def validate_numeric(estimator, X, *, reset, dtype=np.float64):
-    """``validate_data(X, dtype=dtype)``; a non-numeric entry is named by column and row."""
+def validate_numeric(estimator, X, *, reset, dtype=np.float64, allow_nan=False):
+    """``validate_data(X, dtype=dtype)``; a non-numeric entry is named by column and row.
+
+    With ``allow_nan`` NaN passes as a missing value; infinity is refused either way.
+    """
+    finite = "allow-nan" if allow_nan else True
     try:
-        return validate_data(estimator, X, dtype=dtype, reset=reset)
+        return validate_data(estimator, X, dtype=dtype, reset=reset, ensure_all_finite=finite)
     except ValueError as exc:
         if not isinstance(X, np.ndarray) or X.dtype.kind in "OUSV":
             where = _first_non_numeric(X)

@@ -23,7 +23,7 @@ __all__ = [
 
 def _posterior(estimator, X):
     Y = estimator._to_representation(estimator._validated(X))
-    return Y, *_forward.encode(estimator.module_, Y)
+    return Y, *estimator._encode(Y)
 
 
 def _torch_generator(random_state):

@@ -380,7 +380,8 @@ def test_unfitted(fitted):
 @pytest.mark.parametrize(
     "params, X, match",
     [
-        ({}, [[1.0, np.nan], [2.0, 3.0], [0.0, 1.0]], "NaN"),
+        ({}, [[np.nan, np.nan], [2.0, 3.0], [0.0, 1.0]], r"1 row\(s\) of X \(first: row 0\) have no observed value"),
+        ({}, [[np.nan, 1.0], [np.nan, 3.0], [np.nan, 1.0]], r"column\(s\) of X \(first: column 0\) have no observed value"),
         ({}, [[1.0, np.inf], [2.0, 3.0], [0.0, 1.0]], "infinity"),
         ({}, [["1", "b"], ["2", "d"], ["3", "e"]], r"numeric features.*column 1 of X holds 'b' \(row 0\)"),
         ({"r_min": 0.0}, None, "r_min"),
