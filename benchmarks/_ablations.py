@@ -6,7 +6,9 @@ Every other benchmark measures the public estimators. Here:
   two ablations of the collapse benchmark;
 * :func:`default_network` and :func:`counting_in_band_steps`, the pieces of
   ``step_overhead.py`` that time the output layer's loss inside one
-  training step and count the steps where the layer is the identity.
+  training step and count the steps where the layer is the identity;
+* :func:`zero_filled_encoder_input`, the design's first choice for rows with
+  holes (``missing_fill.py``).
 """
 
 import contextlib
@@ -14,8 +16,11 @@ import contextlib
 import numpy as np
 import torch
 
+import skvae._inference as inference
 import skvae._networks as networks
+import skvae._ppca_missing as ppca_missing
 from skvae import SphericalClusterVAE
+from skvae._missing import zero_filled
 from skvae._networks import build_vae
 from skvae._optimizer import fused_adam
 
@@ -81,3 +86,22 @@ def counting_in_band_steps(seen):
         yield
     finally:
         networks._ShellSquaredError.forward = staticmethod(original)
+
+
+@contextlib.contextmanager
+def zero_filled_encoder_input():
+    """Within the block, rows with holes reach the encoder, K-means and the linear start zero-filled.
+
+    Zero is the standardized column mean: the design's first choice, before
+    the conditional mean of the EM probabilistic PCA replaced it.
+    """
+    saved = inference.conditional_fill, ppca_missing.conditional_fill
+
+    def fill(ppca, Y):
+        return zero_filled(Y)
+
+    inference.conditional_fill = ppca_missing.conditional_fill = fill
+    try:
+        yield
+    finally:
+        inference.conditional_fill, ppca_missing.conditional_fill = saved

@@ -26,7 +26,7 @@ def default_components(n_features):
 
 
 def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_in=None):
-    """(decoded MAP latents, L-BFGS iterations) of the rows ``Y0`` given their observed entries.
+    """Decoded MAP latents of the rows ``Y0`` given their observed entries.
 
     Each row's latent minimises
     ``|m * (y - decoder(z))|^2 / (2 sigma^2) + |z|^2 / 2``, the negative log
@@ -38,7 +38,7 @@ def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_
     """
     mu = _forward.encode(module, Y0 if Y_in is None else Y_in)[0]
     if max_iter == 0:
-        return _forward.decode(module, mu), 0
+        return _forward.decode(module, mu)
     p = next(module.parameters())
     y = torch.as_tensor(Y0, dtype=p.dtype, device=p.device)
     m = torch.as_tensor(observed_mask, dtype=p.dtype, device=p.device)
@@ -56,9 +56,8 @@ def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_
 
     with torch.enable_grad():
         optimizer.step(closure)
-    n_iter = optimizer.state[z].get("n_iter", 0)
     with torch.no_grad():
-        return module.decoder(z).double().cpu().numpy(), int(n_iter)
+        return module.decoder(z).double().cpu().numpy()
 
 
 class VAEImputer(TransformerMixin, BaseEstimator):
@@ -83,9 +82,9 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         The model to fit (cloned). None fits
         ``SphericalClusterVAE(n_components=min(n_features - 1, 20),
         random_state=random_state)``.
-    max_iter : int, default=100
+    max_search_iter : int, default=100
         Most L-BFGS iterations of the latent search in :meth:`transform`
-        (per block of 4096 rows). 0 decodes the encoder's posterior mean of
+        (per block of 4096 rows with holes). 0 decodes the encoder's posterior mean of
         the zero-filled row.
     tol : float, default=1e-4
         The search stops when every latent coordinate's gradient is below
@@ -98,9 +97,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     ----------
     estimator_ : VAE or SphericalClusterVAE
         The fitted model.
-    n_iter_ : int
-        L-BFGS iterations of the latest :meth:`transform` call (the most
-        over its blocks of rows).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -140,14 +136,14 @@ import torch
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
-        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "max_search_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, max_iter=100, tol=1e-4, random_state=None):
+    def __init__(self, estimator=None, *, max_search_iter=100, tol=1e-4, random_state=None):
         self.estimator = estimator
-        self.max_iter = max_iter
+        self.max_search_iter = max_search_iter
         self.tol = tol
         self.random_state = random_state
 
@@ -195,13 +191,12 @@ import torch
         X = validate_numeric(self, X, reset=False, dtype=FLOAT_DTYPES, allow_nan=True)
         missing = np.isnan(X)
         if not missing.any():
-            self.n_iter_ = 0
             return X.copy()
         model = self.estimator_
         with torch_threads(getattr(model, "n_jobs", None)):
             X64 = X.astype(np.float64)
             Y = model._to_representation(X64)
-            filled, self.n_iter_ = self._fill(model, Y, np.isnan(Y))
+            filled = self._fill(model, Y, np.isnan(Y))
             decoded = model._from_representation(filled)
         out = np.where(missing, decoded, X64)
         # A row with nothing observed: the decoded prior mean (z = 0).
@@ -213,18 +208,16 @@ import torch
         return out.astype(X.dtype, copy=False)
 
     def _fill(self, model, Y, missing):
-        """(Y with each missing entry decoded from its row's MAP latent, most L-BFGS iterations)."""
+        """Y with each missing entry decoded from its row's MAP latent."""
         F = np.where(missing, 0.0, Y)
         rows = np.flatnonzero(missing.any(axis=1))
-        n_iter = 0
         for s in _forward.chunks(rows.size):
             block = rows[s]
-            decoded, its = map_decode(model.module_, F[block], ~missing[block],
-                                      model.decoder_variance_, max_iter=self.max_iter,
+            decoded = map_decode(model.module_, F[block], ~missing[block],
+                                      model.decoder_variance_, max_iter=self.max_search_iter,
                                       tol=self.tol, Y_in=model._encoder_input(Y[block]))
             F[block] = np.where(missing[block], decoded, F[block])
-            n_iter = max(n_iter, its)
-        return F, n_iter
+        return F
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

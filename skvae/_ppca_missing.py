@@ -9,12 +9,13 @@ from ._ppca import NOISE_FLOOR, PPCA, fit_ppca, fit_ppcas
 #: (or n_components where that is larger), so that it captures nearly the
 #: whole covariance on tabular data at a cost linear in n_features.
 FILL_MAX_RANK = 20
-#: EM runs on at most this many rows, drawn at random.
-EM_MAX_ROWS = 5000
-#: EM stops after this many iterations, or when the log-likelihood per
-#: observed entry rises by less than EM_TOL.
-EM_MAX_ITER = 100
-EM_TOL = 1e-5
+#: EM runs on at most this many rows, drawn at random (its cost per
+#: iteration is rows x n_features x rank^2).
+EM_MAX_ROWS = 2000
+#: EM stops after this many iterations, or when loadings, mean and noise
+#: variance change by less than EM_TOL relative to their size.
+EM_MAX_ITER = 200
+EM_TOL = 1e-4
 
 
 def fill_rank(n_features, n_components):
@@ -55,12 +56,11 @@ def fit_ppca_missing(Y, n_components, *, seed=0):
     M = (~np.isnan(Y)).astype(np.float64)
     Y0 = np.where(M > 0, Y, 0.0)
     n_obs = M.sum()
-    start = fit_ppca(Y, n_components)
-    W, mean, noise = start.loadings, start.mean, start.noise_variance
     floor = NOISE_FLOOR * max(float(np.sum((Y0 * M) ** 2) / n_obs), np.finfo(float).tiny)
+    W, mean, noise = _pairwise_start(Y0, M, n_components, floor)
     r = W.shape[1]
-    previous = -np.inf
     for _ in range(EM_MAX_ITER):
+        before = np.append(np.hstack([W, mean[:, None]]).ravel(), noise)
         z, cov = _posterior((Y0 - mean) * M, M, W, noise)
         # Augmented latent (z, 1): loadings and mean are one linear map.
         za = np.hstack([z, np.ones((n, 1))])
@@ -75,11 +75,32 @@ def fit_ppca_missing(Y, n_components, *, seed=0):
         sq = (np.sum((Y0 * M) ** 2) - 2.0 * np.sum(B * Wa)
               + np.einsum("da,dab,db->", Wa, A, Wa))
         noise = max(float(sq / n_obs), floor)
-        loglik = -0.5 * np.log(noise)  # per observed entry, up to terms EM keeps fixed
-        if loglik - previous < EM_TOL:
+        after = np.append(Wa.ravel(), noise)
+        if not np.all(np.isfinite(after)):
+            # Rounding on extreme data: the filled rows would not be finite.
+            return fit_ppca(Y, n_components)
+        if np.linalg.norm(after - before) <= EM_TOL * np.linalg.norm(after):
             break
-        previous = loglik
     return _as_ppca(W, mean, noise)
+
+
+def _pairwise_start(Y0, M, rank, floor):
+    """(loadings, mean, noise) from the pairwise-observed covariance: EM's starting point.
+
+    Each covariance entry is averaged over the rows where both columns are
+    observed, which is unbiased under values missing completely at random
+    (zero filling shrinks it); EM then needs far fewer iterations.
+    """
+    counts = np.maximum(M.sum(axis=0), 1.0)
+    mean = (Y0 * M).sum(axis=0) / counts
+    C = M * (Y0 - mean)
+    cov = (C.T @ C) / np.maximum(M.T @ M, 1.0)
+    eig, V = np.linalg.eigh((cov + cov.T) / 2)
+    eig, V = eig[::-1], V[:, ::-1]
+    d = eig.size
+    noise = max(float(np.mean(np.maximum(eig[rank:], 0.0))) if rank < d else 0.0, floor)
+    W = V[:, :rank] * np.sqrt(np.maximum(eig[:rank] - noise, 0.0) + floor)
+    return W, mean, noise
 
 
 def _as_ppca(W, mean, noise):
@@ -100,8 +121,13 @@ def conditional_fill(ppca, Y):
         return Y
     M = (~np.isnan(Y)).astype(np.float64)
     W = ppca.loadings
-    z, _ = _posterior(np.where(M > 0, Y - ppca.mean, 0.0), M, W, ppca.noise_variance)
-    return np.where(M > 0, Y, ppca.mean + z @ W.T)
+    with np.errstate(all="ignore"):
+        z, _ = _posterior(np.where(M > 0, Y - ppca.mean, 0.0), M, W, ppca.noise_variance)
+        filled = ppca.mean + z @ W.T
+    # Rows far outside the training data can overflow: those holes get the
+    # column mean (0 after standardization), as zero filling would.
+    filled = np.where(np.isfinite(filled), filled, 0.0)
+    return np.where(M > 0, Y, filled)
 
 
 def fit_linear_models(Y, n_components, seed=0):

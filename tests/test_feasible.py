@@ -160,7 +160,7 @@ def test_best_anchor_takes_a_pca_loss_of_exactly_zero():
     class ExactPPCA:
         eigenvalues = np.ones(2)
 
-        def expected_loss(self, Y):
+        def expected_loss(self, Y, Y_in=None):
             return 0.0
 
     region = fit_feasible_region(_shell_data(), n_clusters=3, r_min=1.0, r_max=2.0,

@@ -1,0 +1,282 @@
+"""Missing values: every number checked against an independent numpy, scipy or autograd computation."""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.datasets import make_blobs
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skvae import SphericalClusterVAE, VAE, VAEImputer
+from skvae._missing import collapse_loss
+from skvae._networks import NormConstraint
+from skvae._ppca_missing import conditional_fill, fit_ppca_missing
+
+
+def _quiet(est, X):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return est.fit(X)
+
+
+def _holes(X, rate, seed=0):
+    rng = np.random.default_rng(seed)
+    M = rng.random(X.shape) < rate
+    M[M.all(axis=1), 0] = False
+    return np.where(M, np.nan, X)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X = make_blobs(n_samples=240, n_features=6, centers=4, random_state=0)[0]
+    X = X * [1.0, 10.0, 0.1, 100.0, 3.0, 1.0] + [5.0, -20.0, 0.0, 1e3, 7.0, 0.0]
+    return X, _holes(X, 0.2)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    return _quiet(SphericalClusterVAE(n_components=2, hidden_layer_sizes=(16, 8),
+                                      random_state=0), data[1])
+
+
+def test_standardization_uses_observed_entries(data, fitted):
+    # sklearn's StandardScaler also ignores NaN: an independent reference.
+    ref = StandardScaler().fit(data[1])
+    assert_allclose(fitted.shell_.mean_, ref.mean_, rtol=1e-12)
+    assert_allclose(fitted.shell_.scale_, ref.scale_, rtol=1e-12)
+
+
+def test_collapse_loss_with_holes_is_the_minimum_over_the_shell(data, fitted):
+    X = data[1]
+    Y = (X - fitted.shell_.mean_) / fitted.shell_.scale_
+    seen = ~np.isnan(Y)
+    r = fitted.r_min_
+
+    def loss(c):  # loss of the constant decoder output c, on observed entries
+        return np.mean(np.sum(np.where(seen, (Y - c) ** 2, 0.0), axis=1))
+
+    counts = seen.sum(axis=0)
+    best = loss(r * np.eye(Y.shape[1])[np.argmin(counts)])
+    assert_allclose(fitted.collapse_loss_, best, rtol=1e-10)
+    # Closed form of the design: T_obs + r^2 min_j n_j / n (the observed means are 0).
+    T_obs = np.mean(np.sum(np.where(seen, Y, 0.0) ** 2, axis=1))
+    assert_allclose(fitted.collapse_loss_, T_obs + r**2 * counts.min() / Y.shape[0], rtol=1e-10)
+    # No point of the shell does better (random directions and radii).
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        u = rng.standard_normal(Y.shape[1])
+        c = u / np.linalg.norm(u) * r * (1 + rng.exponential())
+        assert loss(c) >= fitted.collapse_loss_ - 1e-9
+
+
+def test_collapse_loss_off_centre_is_a_lower_bound():
+    # Rows whose observed mean is off the origin (a later partial_fit block):
+    # the returned value must not exceed the true minimum (found by scipy).
+    from scipy.optimize import minimize
+
+    rng = np.random.default_rng(1)
+    Y = rng.standard_normal((50, 3)) * 0.3 + [0.2, 0.1, 0.0]
+    Y[rng.random(Y.shape) < 0.3] = np.nan
+    seen = ~np.isnan(Y)
+    r = 2.0
+
+    def loss(c):
+        return np.mean(np.sum(np.where(seen, (Y - c) ** 2, 0.0), axis=1))
+
+    cons = {"type": "ineq", "fun": lambda c: c @ c - r**2}
+    true_min = min(minimize(loss, x0, constraints=[cons]).fun
+                   for x0 in r * np.vstack([np.eye(3), -np.eye(3)]))
+    bound = collapse_loss(Y, r, np.inf)
+    assert bound <= true_min + 1e-7
+    assert bound > loss(np.nanmean(Y, axis=0))  # and it is above the unconstrained optimum
+
+
+def test_masked_shell_loss_gradient_matches_autograd():
+    torch.manual_seed(0)
+    u = torch.randn(20, 5, dtype=torch.float64, requires_grad=True)
+    y = torch.randn(20, 5, dtype=torch.float64)
+    m = (torch.rand(20, 5) > 0.3).double()
+    layer = NormConstraint(0.5, 3.0, knee=1.2)
+    fused = layer.squared_error(u, y * m, m)
+    (g_fused,) = torch.autograd.grad(fused, u)
+    # Reference: the layer's forward under autograd, loss over observed entries.
+    ref = ((y - layer(u)) * m).pow(2).sum(dim=1).mean()
+    (g_ref,) = torch.autograd.grad(ref, u)
+    assert_allclose(fused.item(), ref.item(), rtol=1e-12)
+    assert_allclose(g_fused.numpy(), g_ref.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_em_ppca_recovers_the_covariance_of_rows_with_holes():
+    rng = np.random.default_rng(0)
+    n, d, k = 4000, 8, 2
+    W = rng.standard_normal((d, k))
+    Y = rng.standard_normal((n, k)) @ W.T + 0.3 * rng.standard_normal((n, d))
+    truth = W @ W.T + 0.09 * np.eye(d)
+    Yh = Y.copy()
+    Yh[rng.random(Y.shape) < 0.3] = np.nan
+    p = fit_ppca_missing(Yh, k)
+    C = p.loadings @ p.loadings.T + p.noise_variance * np.eye(d)
+    assert np.linalg.norm(C - truth) / np.linalg.norm(truth) < 0.05
+    # Zero filling, the alternative, shrinks the covariance far more.
+    Y0 = np.nan_to_num(Yh)
+    assert np.linalg.norm(np.cov(Y0.T, bias=True) - truth) / np.linalg.norm(truth) > 0.2
+
+
+def test_conditional_fill_is_the_gaussian_conditional_mean():
+    rng = np.random.default_rng(2)
+    Y = rng.standard_normal((300, 5)) @ rng.standard_normal((5, 5))
+    Y[rng.random(Y.shape) < 0.25] = np.nan
+    Y[0] = np.nan  # nothing observed: the mean
+    p = fit_ppca_missing(Y, 3)
+    F = conditional_fill(p, Y)
+    C = p.loadings @ p.loadings.T + p.noise_variance * np.eye(5)
+    for i in range(1, 40):
+        o, m = ~np.isnan(Y[i]), np.isnan(Y[i])
+        if not m.any():
+            continue
+        ref = p.mean[m] + C[np.ix_(m, o)] @ np.linalg.solve(C[np.ix_(o, o)], Y[i, o] - p.mean[o])
+        assert_allclose(F[i, m], ref, rtol=1e-8, atol=1e-10)
+        assert_array_equal(F[i, o], Y[i, o])
+    assert_allclose(F[0], p.mean)
+
+
+def test_score_with_holes_is_the_elbo_of_the_observed_entries(data, fitted):
+    X = data[1][:12]
+    est = fitted
+    Y = (X - est.shell_.mean_) / est.shell_.scale_
+    seen = ~np.isnan(Y)
+    # Network outputs only; the ELBO's formula is evaluated here in numpy.
+    Y_in = est._encoder_input(Y)
+    with torch.no_grad():
+        mu, logvar = (t.numpy() for t in est.module_.encoder(torch.as_tensor(Y_in)))
+        eps = est._score_eps
+        expected = np.empty(len(X))
+        for i in range(len(X)):
+            z = mu[i] + np.exp(0.5 * logvar[i]) * eps
+            out = est.module_.decoder(torch.as_tensor(z)).numpy()
+            s2 = est.decoder_variance_
+            o = seen[i]
+            loglik = (-0.5 * o.sum() * np.log(2 * np.pi * s2)
+                      - np.sum((Y[i, o] - out[:, o]) ** 2, axis=1) / (2 * s2)).mean()
+            kl = 0.5 * np.sum(mu[i] ** 2 + np.exp(logvar[i]) - 1 - logvar[i])
+            expected[i] = loglik - kl - np.log(est.shell_.scale_[o]).sum()
+    assert_allclose(est.score_samples(X), expected, rtol=1e-9)
+
+
+def test_fit_with_holes_is_certified_and_finite(data, fitted):
+    X = data[1]
+    assert fitted.collapse_certified_
+    assert fitted.reconstruction_loss_ < fitted.reconstruction_target_ < fitted.collapse_loss_
+    Z = fitted.transform(X)
+    assert np.isfinite(Z).all()
+    assert np.isfinite(fitted.inverse_transform(Z)).all()
+    assert np.isfinite(fitted.score_samples(X)).all()
+    # The learned variance is the squared error per observed entry.
+    n_obs = (~np.isnan(X)).sum() / X.shape[0]
+    assert_allclose(fitted.decoder_variance_, fitted.reconstruction_loss_ / n_obs)
+
+
+def test_rows_with_nothing_observed_get_the_prior(fitted):
+    X = np.full((2, 6), np.nan)
+    assert_array_equal(fitted.transform(X), np.zeros((2, 2)))
+    assert_array_equal(fitted.score_samples(X), np.zeros(2))
+
+
+@pytest.mark.parametrize("cls", [SphericalClusterVAE, VAE])
+def test_model_fitted_on_complete_rows_takes_rows_with_holes(cls, data):
+    X, _ = data
+    est = _quiet(cls(n_components=2, hidden_layer_sizes=(16, 8), random_state=0), X)
+    one_hole = X[:50].copy()
+    one_hole[:, 2] = np.nan  # the feature of smallest scale: little information lost
+    Z, Z_full = est.transform(one_hole), est.transform(X[:50])
+    assert np.isfinite(Z).all()
+    # The hole is filled from the other features: codes stay close.
+    assert np.mean(np.sum((Z - Z_full) ** 2, axis=1)) < 0.1 * np.mean(np.sum(Z_full**2, axis=1))
+    assert np.isfinite(est.score_samples(one_hole)).all()
+
+
+def test_paper_map_refuses_missing_values(data):
+    X, Xh = data
+    with pytest.raises(ValueError, match="shell_map='paper' does not support missing values"):
+        SphericalClusterVAE(shell_map="paper").fit(Xh)
+    est = _quiet(SphericalClusterVAE(shell_map="paper", max_iter=2, random_state=0), X)
+    with pytest.raises(ValueError, match="does not support missing values"):
+        est.transform(Xh)
+    assert not est.__sklearn_tags__().input_tags.allow_nan
+    assert SphericalClusterVAE().__sklearn_tags__().input_tags.allow_nan
+
+
+def test_infinity_is_refused(data):
+    X = data[1].copy()
+    X[3, 1] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        SphericalClusterVAE().fit(X)
+
+
+def test_partial_fit_with_holes(data):
+    _, Xh = data
+    est = SphericalClusterVAE(n_components=2, hidden_layer_sizes=(16,), random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for block in np.array_split(Xh, 3):
+            est.partial_fit(block)
+    assert np.isfinite(est.transform(Xh)).all() and est.n_partial_fit_calls_ == 3
+
+
+def test_map_fill_of_a_linear_decoder_is_the_closed_form(data):
+    # VAE with no hidden layers: the decoder is affine, y = B z + b, and the
+    # MAP latent given the observed entries is (B_o'B_o + s2 I)^-1 B_o'(y_o - b_o).
+    X, Xh = data
+    vae = _quiet(VAE(n_components=2, hidden_layer_sizes=(), random_state=0), Xh)
+    imp = VAEImputer(vae, max_search_iter=200, tol=1e-10)
+    imp.estimator_ = vae
+    imp.n_features_in_ = X.shape[1]
+    filled = imp.transform(Xh[:30])
+    dec = vae.module_.decoder
+    B = (dec.head.weight + dec.linear.weight).detach().numpy()
+    b = (dec.head.bias + dec.linear.bias).detach().numpy()
+    s2 = vae.decoder_variance_
+    Y = (Xh[:30] - vae.scaler_.mean_) / vae.scaler_.scale_
+    for i in range(30):
+        o = ~np.isnan(Y[i])
+        if o.all():
+            continue
+        z = np.linalg.solve(B[o].T @ B[o] + s2 * np.eye(2), B[o].T @ (Y[i, o] - b[o]))
+        ref = (B @ z + b) * vae.scaler_.scale_ + vae.scaler_.mean_
+        assert_allclose(filled[i, ~o], ref[~o], rtol=1e-6, atol=1e-8)
+
+
+def test_imputer_keeps_observed_entries_and_beats_the_mean(data):
+    X, Xh = data
+    imp = _quiet(VAEImputer(random_state=0), Xh)
+    F = imp.transform(Xh)
+    seen = ~np.isnan(Xh)
+    assert_array_equal(F[seen], Xh[seen])
+    assert not np.isnan(F).any()
+    sd = X.std(axis=0)
+    err = np.sqrt(np.mean((((F - X) / sd)[~seen]) ** 2))
+    mean_err = np.sqrt(np.mean((((np.nanmean(Xh, axis=0) - X) / sd)[~seen]) ** 2))
+    assert err < 0.5 * mean_err
+    assert imp.estimator_.collapse_certified_
+    # float32 stays float32; complete rows come back unchanged.
+    assert imp.transform(Xh.astype(np.float32)).dtype == np.float32
+    assert_array_equal(imp.transform(X), X)
+
+
+def test_imputer_in_a_pipeline_and_grid_search(data):
+    X, Xh = data
+    pipe = make_pipeline(
+        VAEImputer(SphericalClusterVAE(n_components=2, hidden_layer_sizes=(8,), max_iter=5,
+                                       random_state=0)),
+        SphericalClusterVAE(n_components=2, hidden_layer_sizes=(8,), max_iter=5, random_state=0),
+    )
+    search = GridSearchCV(pipe, {"vaeimputer__estimator__n_components": [1, 2]}, cv=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        search.fit(Xh)
+    assert np.isfinite(search.transform(Xh)).all()
+    assert set(search.cv_results_["param_vaeimputer__estimator__n_components"]) == {1, 2}
