@@ -144,6 +144,7 @@ def imputation_task(args):
                        method=imp_name, error=err, seconds=time.perf_counter() - t)
             if imp_name == "VAEImputer":
                 row["certified"] = bool(imp.estimator_.collapse_certified_)
+                row["fill_method"] = imp.fill_method_
             rows.append(row)
     return rows
 
@@ -298,7 +299,9 @@ def report(rows, sets, seeds, elapsed, n_jobs):
         out.append("")
     vae = imp[imp.method == "VAEImputer"]
     secs = imp.groupby("method").seconds.median()
-    out += [f"VAEImputer fits certified: {int(vae.certified.sum())}/{len(vae)}. Median "
+    chosen = vae.fill_method.value_counts()
+    out += [f"VAEImputer fits certified: {int(vae.certified.sum())}/{len(vae)}; fills chosen: "
+            + ", ".join(f"{m} {n}" for m, n in chosen.items()) + ". Median "
             "seconds per fit and transform: "
             + ", ".join(f"{m} {secs[m]:.2f}" for m in IMPUTERS) + ".", ""]
 

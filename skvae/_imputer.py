@@ -5,11 +5,13 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _forward
-from ._missing import nothing_observed
+from ._missing import hide_observed, nothing_observed, zero_filled
+from ._ppca_missing import conditional_fill
 from ._runtime import torch_threads
 from ._spherical import SphericalClusterVAE
 from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
@@ -18,6 +20,10 @@ from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
 #: one latent dimension fewer than the features, at most this many
 #: (chosen in benchmarks/results/imputation.md).
 MAX_DEFAULT_COMPONENTS = 20
+
+
+#: The fills ``fill_method="auto"`` chooses from.
+FILLS = ("vae", "ppca", "blend", "mean")
 
 
 def default_components(n_features):
@@ -74,7 +80,15 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     Observed entries are returned unchanged, as
     :class:`~sklearn.impute.IterativeImputer` does.
 
-    Read more in the :ref:`User Guide <missing_values>`.
+    With ``fill_method="auto"`` the fill is chosen on the data: a first fit
+    sees X with a further ``validation_fraction`` of its observed entries
+    hidden, and the fill that best predicts the hidden entries wins among
+    the VAE's (``"vae"``), the conditional mean under the model's
+    probabilistic PCA (``"ppca"``, the fill the encoder itself sees), the
+    average of the two (``"blend"``) and the column mean (``"mean"``); the
+    model is then refitted on all of X.
+
+    Read more in the :ref:`User Guide <missing_values_guide>`.
 
     Parameters
     ----------
@@ -82,6 +96,11 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         The model to fit (cloned). None fits
         ``SphericalClusterVAE(n_components=min(n_features - 1, 20),
         random_state=random_state)``.
+    fill_method : {"auto", "vae", "ppca", "blend", "mean"}, default="auto"
+        How holes are filled: chosen on hidden entries (``"auto"``), or one
+        of the four fills (then X is fitted once).
+    validation_fraction : float, default=0.1
+        Share of the observed entries hidden to choose the fill (``"auto"``).
     max_search_iter : int, default=100
         Most L-BFGS iterations of the latent search in :meth:`transform`
         (per block of 4096 rows with holes). 0 decodes the encoder's posterior mean of
@@ -97,6 +116,12 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     ----------
     estimator_ : VAE or SphericalClusterVAE
         The fitted model.
+    fill_method_ : {"vae", "ppca", "blend", "mean"}
+        The fill :meth:`transform` uses.
+    validation_errors_ : dict or None
+        With ``fill_method="auto"``: the root-mean-square error of each fill
+        on the hidden entries, in the model's standardized units (None if X
+        had too few observed entries to hide any).
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -117,7 +142,6 @@ class VAEImputer(TransformerMixin, BaseEstimator):
     Examples
     --------
     >>> import numpy as np
-import torch
     >>> from sklearn.datasets import load_wine
     >>> from skvae import VAEImputer
     >>> X = load_wine().data
@@ -132,17 +156,24 @@ import torch
     True
     >>> bool(imputer.estimator_.collapse_certified_)
     True
+    >>> imputer.fill_method_ in ("vae", "ppca", "blend", "mean")
+    True
     """
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
+        "fill_method": [StrOptions({"auto", *FILLS})],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "max_search_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, max_search_iter=100, tol=1e-4, random_state=None):
+    def __init__(self, estimator=None, *, fill_method="auto", validation_fraction=0.1,
+                 max_search_iter=100, tol=1e-4, random_state=None):
         self.estimator = estimator
+        self.fill_method = fill_method
+        self.validation_fraction = validation_fraction
         self.max_search_iter = max_search_iter
         self.tol = tol
         self.random_state = random_state
@@ -167,12 +198,28 @@ import torch
 
     def _fit(self, X):
         X = validate_numeric(self, X, reset=True, allow_nan=True)
+        self.validation_errors_ = None
+        self.fill_method_ = "vae" if self.fill_method == "auto" else self.fill_method
+        if self.fill_method == "auto":
+            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+            hidden = hide_observed(X, self.validation_fraction, seed)
+            if hidden.any():
+                X_hidden = np.where(hidden, np.nan, X)
+                model = self._new_estimator(X).fit(X_hidden)
+                Y, Y_hidden = model._to_representation(X), model._to_representation(X_hidden)
+                self.validation_errors_ = {
+                    method: float(np.sqrt(np.mean(
+                        (self._filled(model, Y_hidden, method) - Y)[hidden] ** 2)))
+                    for method in FILLS
+                }
+                self.fill_method_ = min(FILLS, key=self.validation_errors_.get)
+        self.estimator_ = self._new_estimator(X).fit(X)
+
+    def _new_estimator(self, X):
         if self.estimator is None:
-            estimator = SphericalClusterVAE(n_components=default_components(X.shape[1]),
-                                            random_state=self.random_state)
-        else:
-            estimator = clone(self.estimator)
-        self.estimator_ = estimator.fit(X)
+            return SphericalClusterVAE(n_components=default_components(X.shape[1]),
+                                       random_state=self.random_state)
+        return clone(self.estimator)
 
     def transform(self, X):
         """Fill the missing entries of X; observed entries are returned unchanged.
@@ -193,11 +240,9 @@ import torch
         if not missing.any():
             return X.copy()
         model = self.estimator_
-        with torch_threads(getattr(model, "n_jobs", None)):
-            X64 = X.astype(np.float64)
-            Y = model._to_representation(X64)
-            filled = self._fill(model, Y, np.isnan(Y))
-            decoded = model._from_representation(filled)
+        X64 = X.astype(np.float64)
+        Y = model._to_representation(X64)
+        decoded = model._from_representation(self._filled(model, Y, self.fill_method_))
         out = np.where(missing, decoded, X64)
         # A row with nothing observed: the decoded prior mean (z = 0).
         empty = nothing_observed(X)
@@ -207,7 +252,19 @@ import torch
             out[empty] = prior
         return out.astype(X.dtype, copy=False)
 
-    def _fill(self, model, Y, missing):
+    def _filled(self, model, Y, method):
+        """Modelled rows Y with their missing entries (NaN) filled by ``method``."""
+        with torch_threads(getattr(model, "n_jobs", None)):
+            if method == "mean":
+                return zero_filled(Y)  # the standardized column mean
+            if method == "ppca":
+                return conditional_fill(model._fill_ppca, Y)
+            vae = self._map_fill(model, Y, np.isnan(Y))
+            if method == "blend":
+                return 0.5 * (vae + conditional_fill(model._fill_ppca, Y))
+            return vae
+
+    def _map_fill(self, model, Y, missing):
         """Y with each missing entry decoded from its row's MAP latent."""
         F = np.where(missing, 0.0, Y)
         rows = np.flatnonzero(missing.any(axis=1))

@@ -35,6 +35,19 @@ def nothing_observed(X):
     return np.isnan(X).all(axis=1)
 
 
+def hide_observed(X, share, seed):
+    """Boolean mask of about ``share`` of X's observed entries, to hide for a check.
+
+    No row and no column loses its last observed entry.
+    """
+    rng = np.random.RandomState(seed)
+    seen = ~np.isnan(X)
+    hide = seen & (rng.random_sample(X.shape) < share)
+    hide &= (seen & ~hide).any(axis=1, keepdims=True)
+    hide &= (seen & ~hide).any(axis=0, keepdims=True)
+    return hide
+
+
 def observed_per_row(M, n_features):
     """Mean number of observed entries per row: ``n_features`` without a mask."""
     return float(n_features) if M is None else float(M.sum() / M.shape[0])

@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from ._missing import has_missing
+from ._missing import has_missing, hide_observed
 from ._ppca import NOISE_FLOOR, PPCA, fit_ppca, fit_ppcas
 
-#: The fill model's rank: one below the number of features, at most this
-#: (or n_components where that is larger), so that it captures nearly the
-#: whole covariance on tabular data at a cost linear in n_features.
+#: The fill model's largest rank: one below the number of features, at most
+#: this (or n_components where that is larger), so that it can capture
+#: nearly the whole covariance on tabular data at a cost linear in n_features.
 FILL_MAX_RANK = 20
 #: EM runs on at most this many rows, drawn at random (its cost per
 #: iteration is rows x n_features x rank^2).
@@ -18,9 +18,43 @@ EM_MAX_ITER = 200
 EM_TOL = 1e-4
 
 
+#: Share of the observed entries hidden to choose the fill model's rank.
+RANK_CHECK_SHARE = 0.1
+
+
 def fill_rank(n_features, n_components):
-    """Latent dimensions of the fill model (at least 1)."""
+    """Largest rank of the fill model (at least 1)."""
     return int(max(1, min(n_features - 1, max(n_components, FILL_MAX_RANK))))
+
+
+def candidate_ranks(n_features, n_components):
+    """Ranks the fill model is chosen from: a quarter, half and all of :func:`fill_rank`."""
+    top = fill_rank(n_features, n_components)
+    return sorted({max(1, top // 4), max(1, top // 2), top})
+
+
+def choose_rank(Y, n_components, seed=0):
+    """The candidate rank whose EM fill best predicts observed entries hidden from it.
+
+    With many holes and few rows the largest rank can fit the observed
+    entries exactly (noise variance 0) and fill the holes badly; a share
+    RANK_CHECK_SHARE of the observed entries (never a row's last one) is
+    hidden, each candidate is fitted on the rest, and the one with the
+    smallest squared error on the hidden entries wins.
+    """
+    ranks = candidate_ranks(Y.shape[1], n_components)
+    if len(ranks) == 1:
+        return ranks[0]
+    if Y.shape[0] > EM_MAX_ROWS:
+        rows = np.random.RandomState(seed).choice(Y.shape[0], EM_MAX_ROWS, replace=False)
+        Y = Y[np.sort(rows)]
+    hide = hide_observed(Y, RANK_CHECK_SHARE, seed)
+    if not hide.any():
+        return ranks[-1]
+    Y_fit = np.where(hide, np.nan, Y)
+    errors = [np.sum((conditional_fill(fit_ppca_missing(Y_fit, r, seed=seed), Y_fit) - Y)[hide]
+                     ** 2) for r in ranks]
+    return ranks[int(np.argmin(errors))]
 
 
 def _posterior(Yc, M, W, noise):
@@ -133,12 +167,12 @@ def conditional_fill(ppca, Y):
 def fit_linear_models(Y, n_components, seed=0):
     """(pPCA of the linear start, fill model) of the modelled rows ``Y``.
 
-    Complete rows: both from one SVD. Rows with holes: the fill model by EM,
-    and the start's pPCA in closed form on the rows it fills.
+    Complete rows: both from one SVD, the fill at the largest rank. Rows with
+    holes: the fill model by EM at the rank :func:`choose_rank` picks, and the
+    start's pPCA in closed form on the rows it fills.
     """
-    rank = fill_rank(Y.shape[1], n_components)
     if not has_missing(Y):
-        start, fill = fit_ppcas(Y, [n_components, rank])
+        start, fill = fit_ppcas(Y, [n_components, fill_rank(Y.shape[1], n_components)])
         return start, fill
-    fill = fit_ppca_missing(Y, rank, seed=seed)
+    fill = fit_ppca_missing(Y, choose_rank(Y, n_components, seed), seed=seed)
     return fit_ppca(conditional_fill(fill, Y), n_components), fill

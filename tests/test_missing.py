@@ -126,6 +126,24 @@ def test_em_ppca_recovers_the_covariance_of_rows_with_holes():
     assert np.linalg.norm(np.cov(Y0.T, bias=True) - truth) / np.linalg.norm(truth) > 0.2
 
 
+def test_fill_rank_is_chosen_on_hidden_entries():
+    # Rank-2 rows with noise, few rows, many holes: the largest rank fits the
+    # observed entries too closely; hidden entries pick a low rank.
+    from skvae._ppca_missing import candidate_ranks, choose_rank
+
+    ranks = candidate_ranks(12, 2)
+    assert ranks == [2, 5, 11]
+    chosen = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        Y = rng.standard_normal((60, 2)) @ rng.standard_normal((2, 12))
+        Y += 0.5 * rng.standard_normal((60, 12))
+        Y[rng.random(Y.shape) < 0.4] = np.nan
+        chosen.append(choose_rank(Y, 2, seed))
+    assert all(r in ranks for r in chosen) and max(chosen) < 11
+    assert choose_rank(Y, 2, 4) == chosen[-1]  # deterministic given the seed
+
+
 def test_conditional_fill_is_the_gaussian_conditional_mean():
     rng = np.random.default_rng(2)
     Y = rng.standard_normal((300, 5)) @ rng.standard_normal((5, 5))
@@ -232,9 +250,8 @@ def test_map_fill_of_a_linear_decoder_is_the_closed_form(data):
     # MAP latent given the observed entries is (B_o'B_o + s2 I)^-1 B_o'(y_o - b_o).
     X, Xh = data
     vae = _quiet(VAE(n_components=2, hidden_layer_sizes=(), random_state=0), Xh)
-    imp = VAEImputer(vae, max_search_iter=200, tol=1e-10)
-    imp.estimator_ = vae
-    imp.n_features_in_ = X.shape[1]
+    imp = VAEImputer(vae, fill_method="vae", max_search_iter=200, tol=1e-10)
+    imp.estimator_, imp.fill_method_, imp.n_features_in_ = vae, "vae", X.shape[1]
     filled = imp.transform(Xh[:30])
     dec = vae.module_.decoder
     B = (dec.head.weight + dec.linear.weight).detach().numpy()
@@ -265,6 +282,25 @@ def test_imputer_keeps_observed_entries_and_beats_the_mean(data):
     # float32 stays float32; complete rows come back unchanged.
     assert imp.transform(Xh.astype(np.float32)).dtype == np.float32
     assert_array_equal(imp.transform(X), X)
+
+
+def test_imputer_chooses_the_fill_on_hidden_entries(data):
+    X, Xh = data
+    imp = _quiet(VAEImputer(SphericalClusterVAE(n_components=2, hidden_layer_sizes=(8,),
+                                                random_state=0), random_state=0), Xh)
+    errors = imp.validation_errors_
+    assert set(errors) == {"vae", "ppca", "blend", "mean"}
+    assert imp.fill_method_ == min(errors, key=errors.get)
+    # The mean's error on hidden standardized entries is their root mean square, about 1.
+    assert 0.5 < errors["mean"] < 1.5
+    # Explicit fills fit once and are used as asked.
+    for method in ("mean", "ppca"):
+        fixed = _quiet(VAEImputer(fill_method=method, random_state=0), Xh)
+        assert fixed.fill_method_ == method and fixed.validation_errors_ is None
+    F = fixed.transform(Xh)  # "ppca": the fill model's conditional mean
+    Y = fixed.estimator_._to_representation(Xh)
+    ref = conditional_fill(fixed.estimator_._fill_ppca, Y) * fixed.estimator_.shell_.scale_
+    assert_allclose(F, ref + fixed.estimator_.shell_.mean_, rtol=1e-10, atol=1e-9)
 
 
 def test_imputer_in_a_pipeline_and_grid_search(data):
