@@ -62,10 +62,9 @@ def main(argv=None):
     ratio = (piv["with holes"] / piv["complete"]).rename("ratio").reset_index()
     imp = df[df.part == "imputation"]
     out = ["# Ablation: the encoder's input in a hole", "",
-           f"Run on {describe()}, commit `{git_commit()}`, "
            f"{(time.perf_counter() - t0) / 60:.1f} min with {args.n_jobs} workers; "
            f"seeds {list(range(seeds))}; data sets {', '.join(sets)}. Produced by "
-           "`python benchmarks/missing_fill.py`.", "",
+           "`python benchmarks/missing_fill.py`.", "", *describe(git_commit()), "",
            "Held-out reconstruction error of complete rows, SphericalClusterVAE fitted "
            "with 20% MCAR holes over the fit on complete rows (geometric mean over data "
            "sets and seeds), and VAEImputer's error at 30% MCAR (median over data sets, "

@@ -16,11 +16,9 @@ from ._runtime import torch_threads
 from ._spherical import SphericalClusterVAE
 from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
 
-#: ``estimator=None`` fits ``SphericalClusterVAE(n_components=DEFAULT_COMPONENTS(d))``:
-#: one latent dimension fewer than the features, at most this many
-#: (chosen in benchmarks/results/imputation.md).
+#: ``estimator=None`` fits a SphericalClusterVAE with one latent dimension
+#: fewer than the features, at most this many (:func:`default_components`).
 MAX_DEFAULT_COMPONENTS = 20
-
 
 #: The fills ``fill_method="auto"`` chooses from.
 FILLS = ("vae", "ppca", "blend", "mean")
@@ -103,8 +101,8 @@ class VAEImputer(TransformerMixin, BaseEstimator):
         Share of the observed entries hidden to choose the fill (``"auto"``).
     max_search_iter : int, default=100
         Most L-BFGS iterations of the latent search in :meth:`transform`
-        (per block of 4096 rows with holes). 0 decodes the encoder's posterior mean of
-        the zero-filled row.
+        (per block of 4096 rows with holes). 0 decodes the encoder's
+        posterior mean of the filled row.
     tol : float, default=1e-4
         The search stops when every latent coordinate's gradient is below
         ``tol`` in absolute value.

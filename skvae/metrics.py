@@ -7,7 +7,7 @@ import torch
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, validate_params
 
-from . import _diagnostics, _forward
+from . import _diagnostics
 from ._diagnostics import ACTIVE_UNIT_THRESHOLD, CollapseCertificate
 from ._spherical import SphericalClusterVAE
 from ._vae import VAE

