@@ -52,8 +52,8 @@ class ShellWithoutConstraint(SphericalClusterVAE):
     the same delta_collapse, but the reconstruction constraint is not imposed.
     """
 
-    def _fit_band(self, Y, ppca, seed, progress):
-        attrs, _ = super()._fit_band(Y, ppca, seed, progress)
+    def _fit_band(self, Y, Y_in, ppca, seed, progress):
+        attrs, _ = super()._fit_band(Y, Y_in, ppca, seed, progress)
         return attrs, None
 
     def _constraint(self):

@@ -19,7 +19,7 @@ from ._feasible import mean_squared_distance
 from ._missing import check_missing_pattern, masked_mean, observed, observed_per_row
 from ._fitting import (
     MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, FitRun, check_first_rows, fit_seeds, split_rows,
-    warn_after_fit,
+    validation_split, warn_after_fit,
 )
 from ._inference import InferenceMixin
 from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
@@ -99,11 +99,12 @@ class _BaseVAE(
         """
 
     @abstractmethod
-    def _fit_band(self, Y, ppca, seed, progress):
+    def _fit_band(self, Y, Y_in, ppca, seed, progress):
         """Fit what constrains training on Y; return (fitted attributes, constraint or None).
 
         The attributes include ``total_variance_`` and ``collapse_loss_``;
-        ``ppca`` is the probabilistic PCA of Y.
+        ``Y_in`` are the rows with their holes filled (:meth:`_encoder_input`)
+        and ``ppca`` is their probabilistic PCA.
         """
 
     @abstractmethod
@@ -239,7 +240,9 @@ class _BaseVAE(
             # rank of the same SVD.
             run.ppca, fill = fit_linear_models(run.Y, self.n_components, run.seeds[0])
         self._set({"_fill_ppca": fill})
-        band, run.constraint = self._fit_band(run.Y, run.ppca, run.seeds[0], run.progress)
+        run.Y_in = self._encoder_input(run.Y)
+        band, run.constraint = self._fit_band(run.Y, run.Y_in, run.ppca, run.seeds[0],
+                                              run.progress)
         self._set(band)
         run.total_variance = self.total_variance_
         self._hold_out(run)
@@ -249,7 +252,7 @@ class _BaseVAE(
         if self.linear_path and run.Y_val is not None:
             with run.progress.phase("probabilistic PCA of the training rows", "linear start",
                                     report=False):
-                start = fit_ppca(self._encoder_input(run.Y_fit), self.n_components)
+                start = fit_ppca(run.Y_fit_in, self.n_components)
         run.module = build_vae(
             n_features=X.shape[1],
             n_components=self.n_components,
@@ -266,6 +269,7 @@ class _BaseVAE(
         """A fitted model's data map, band and networks, to train on (warm_start, partial_fit)."""
         run = self._new_run(X, resume=True, incremental=incremental)
         run.Y = self._to_representation(X)
+        run.Y_in = self._encoder_input(run.Y)
         run.constraint = self._constraint()
         # A float32 training copy; the fitted float64 module stays untouched
         # until the call succeeds.
@@ -280,13 +284,19 @@ class _BaseVAE(
         # stopping holds rows out of the gradient steps only, to decide when
         # to stop and which epoch to keep.
         run.Y_fit, run.Y_val = run.Y, None
+        run.Y_fit_in, run.Y_val_in = run.Y_in, None
         if self._holds_out_rows(run.n_samples, run.incremental):
             run.Y_fit, run.Y_val = split_rows(run.Y, self.validation_fraction, run.seeds[3])
+            run.Y_fit_in, run.Y_val_in = run.Y_fit, run.Y_val
+            if run.Y_in is not run.Y:  # the same rows, holes filled
+                run.Y_fit_in, run.Y_val_in = validation_split(
+                    run.Y_in, self.validation_fraction, run.seeds[3])
 
     def _run_epochs(self, run, max_iter):
         """Train up to ``max_iter`` epochs, certify, and set the fitted attributes."""
         result, config = self._train(run, max_iter)
-        run.Y_fit = run.Y_val = None  # the training copies are not needed further
+        # The training copies are not needed further.
+        run.Y_fit = run.Y_val = run.Y_fit_in = run.Y_val_in = None
         if result.kept_start and not run.resume and self.linear_path:
             # No epoch beat the linear start on the held-out rows: the fit is
             # probabilistic PCA, now of every row.
@@ -308,10 +318,10 @@ class _BaseVAE(
             self.batch_size, self.learning_rate_init, run.Y_fit.shape[0]
         )
         # The encoder sees filled rows; the loss counts observed entries (M).
-        Y_fit, M_fit = self._encoder_input(run.Y_fit), observed(run.Y_fit)[1]
+        Y_fit, M_fit = run.Y_fit_in, observed(run.Y_fit)[1]
         Y_val = M_val = None
         if run.Y_val is not None:
-            Y_val, M_val = self._encoder_input(run.Y_val), observed(run.Y_val)[1]
+            Y_val, M_val = run.Y_val_in, observed(run.Y_val)[1]
         config = TrainingConfig(
             beta=self.beta,
             decoder_variance=self.decoder_variance,
@@ -354,7 +364,7 @@ class _BaseVAE(
         """
         with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)",
                                 "certificate"):
-            mu, logvar = _forward.encode(run.module, self._encoder_input(run.Y))
+            mu, logvar = _forward.encode(run.module, run.Y_in)
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
                 self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,

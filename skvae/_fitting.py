@@ -27,7 +27,9 @@ class FitRun:
 
     ``Y`` are the call's rows in the modelled representation (the data map,
     band and certificate use all of them), ``Y_fit`` the rows the gradient
-    steps see and ``Y_val`` early stopping's held-out rows, or None.
+    steps see and ``Y_val`` early stopping's held-out rows, or None. Missing
+    entries are NaN there; the ``*_in`` arrays are the same rows as the
+    encoder sees them, holes filled (the same arrays when nothing is missing).
     """
 
     n_samples: int
@@ -42,6 +44,9 @@ class FitRun:
     Y: np.ndarray = None
     Y_fit: np.ndarray = None
     Y_val: np.ndarray = None
+    Y_in: np.ndarray = None
+    Y_fit_in: np.ndarray = None
+    Y_val_in: np.ndarray = None
     module: torch.nn.Module = None
     constraint: Constraint = None
     total_variance: float = None

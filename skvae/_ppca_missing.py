@@ -57,15 +57,18 @@ def choose_rank(Y, n_components, seed=0):
     return ranks[int(np.argmin(errors))]
 
 
-def _posterior(Yc, M, W, noise):
-    """Per-row posterior ``(mean (n, r), covariance (n, r, r))`` of z given the observed entries.
+def _posterior(Yc, M, W, noise, covariance=True):
+    """Per-row posterior ``(mean (n, r), covariance (n, r, r) or None)`` of z given the observed entries.
 
     ``Yc`` are the centred rows with 0 at missing entries, ``M`` the 0/1 mask.
     ``M_i = W_o^T W_o + noise I``; mean ``M_i^-1 W_o^T y_o``, covariance ``noise M_i^-1``.
+    Without ``covariance`` the means come from one batched solve, no inverse.
     """
     r = W.shape[1]
     WW = (W[:, :, None] * W[:, None, :]).reshape(W.shape[0], r * r)
     Mi = (M @ WW).reshape(-1, r, r) + noise * np.eye(r)
+    if not covariance:
+        return np.linalg.solve(Mi, (Yc @ W)[:, :, None])[:, :, 0], None
     Mi_inv = np.linalg.inv(Mi)
     mean = np.einsum("nrs,ns->nr", Mi_inv, Yc @ W)
     return mean, noise * Mi_inv
@@ -95,7 +98,10 @@ def fit_ppca_missing(Y, n_components, *, seed=0):
     r = W.shape[1]
     for _ in range(EM_MAX_ITER):
         before = np.append(np.hstack([W, mean[:, None]]).ravel(), noise)
-        z, cov = _posterior((Y0 - mean) * M, M, W, noise)
+        try:
+            z, cov = _posterior((Y0 - mean) * M, M, W, noise)
+        except np.linalg.LinAlgError:
+            return fit_ppca(Y, n_components)
         # Augmented latent (z, 1): loadings and mean are one linear map.
         za = np.hstack([z, np.ones((n, 1))])
         Ezz = np.zeros((n, r + 1, r + 1))
@@ -156,7 +162,11 @@ def conditional_fill(ppca, Y):
     M = (~np.isnan(Y)).astype(np.float64)
     W = ppca.loadings
     with np.errstate(all="ignore"):
-        z, _ = _posterior(np.where(M > 0, Y - ppca.mean, 0.0), M, W, ppca.noise_variance)
+        try:
+            z, _ = _posterior(np.where(M > 0, Y - ppca.mean, 0.0), M, W, ppca.noise_variance,
+                              covariance=False)
+        except np.linalg.LinAlgError:  # a fill model overflowed on extreme data
+            return np.where(M > 0, Y, 0.0)
         filled = ppca.mean + z @ W.T
     # Rows far outside the training data can overflow: those holes get the
     # column mean (0 after standardization), as zero filling would.

@@ -209,8 +209,8 @@ class SphericalClusterVAE(_BaseVAE):
         return fit_data_map(self._geometry(), X, r_min=self.r_min, r_max=self.r_max,
                             progress=progress)
 
-    def _fit_band(self, Y, ppca, seed, progress):
-        return fit_band(Y, ppca, Y_in=self._encoder_input(Y), n_clusters=self.n_clusters,
+    def _fit_band(self, Y, Y_in, ppca, seed, progress):
+        return fit_band(Y, ppca, Y_in=Y_in, n_clusters=self.n_clusters,
                         r_min=self.r_min_,
                         r_max=self.r_max_, margin=self.margin, anchor=self.anchor,
                         seed=seed, progress=progress)

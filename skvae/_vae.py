@@ -146,7 +146,7 @@ class VAE(_BaseVAE):
             scaler = Standardizer().fit(X)
             return dict(scaler_=scaler), scaler.transform(X)
 
-    def _fit_band(self, Y, ppca, seed, progress):
+    def _fit_band(self, Y, Y_in, ppca, seed, progress):
         total = self._collapse_loss(Y)
         return dict(total_variance_=total, collapse_loss_=total), None
 
