@@ -4,7 +4,9 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin, _fit_context, clone
+from sklearn.base import (
+    BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context, clone,
+)
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
@@ -64,7 +66,7 @@ def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_
         return module.decoder(z).double().cpu().numpy()
 
 
-class VAEImputer(TransformerMixin, BaseEstimator):
+class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Fill missing values from a VAE that was fitted on the observed entries only.
 
     ``fit`` fits a :class:`SphericalClusterVAE` (or the VAE given as

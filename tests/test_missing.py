@@ -303,6 +303,17 @@ def test_imputer_chooses_the_fill_on_hidden_entries(data):
     assert_allclose(F, ref + fixed.estimator_.shell_.mean_, rtol=1e-10, atol=1e-9)
 
 
+def test_imputer_keeps_feature_names_and_outputs_pandas(data):
+    pd = pytest.importorskip("pandas")
+    X, Xh = data
+    frame = pd.DataFrame(Xh, columns=[f"f{j}" for j in range(X.shape[1])])
+    imp = VAEImputer(SphericalClusterVAE(n_components=2, hidden_layer_sizes=(8,), max_iter=3,
+                                         random_state=0), fill_method="ppca")
+    out = _quiet(imp.set_output(transform="pandas"), frame).transform(frame)
+    assert list(out.columns) == list(frame.columns) and not out.isna().any().any()
+    assert list(imp.get_feature_names_out()) == list(frame.columns)
+
+
 def test_imputer_in_a_pipeline_and_grid_search(data):
     X, Xh = data
     pipe = make_pipeline(
