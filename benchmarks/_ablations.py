@@ -7,8 +7,9 @@ Every other benchmark measures the public estimators. Here:
 * :func:`default_network` and :func:`counting_in_band_steps`, the pieces of
   ``step_overhead.py`` that time the output layer's loss inside one
   training step and count the steps where the layer is the identity;
-* :func:`zero_filled_encoder_input`, the design's first choice for rows with
-  holes (``missing_fill.py``).
+* :func:`zero_filled_encoder_input` and :func:`mask_as_encoder_input`, the
+  design's alternatives for what the encoder sees in a hole
+  (``missing_fill.py``).
 """
 
 import contextlib
@@ -16,6 +17,7 @@ import contextlib
 import numpy as np
 import torch
 
+import skvae._base as base
 import skvae._inference as inference
 import skvae._networks as networks
 import skvae._ppca_missing as ppca_missing
@@ -105,3 +107,14 @@ def zero_filled_encoder_input():
         yield
     finally:
         inference.conditional_fill, ppca_missing.conditional_fill = saved
+
+
+@contextlib.contextmanager
+def mask_as_encoder_input():
+    """Within the block, every fitted encoder also takes the mask of observed entries as inputs."""
+    saved = base._BaseVAE._mask_inputs
+    base._BaseVAE._mask_inputs = True
+    try:
+        yield
+    finally:
+        base._BaseVAE._mask_inputs = saved

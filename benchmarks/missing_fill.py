@@ -1,10 +1,12 @@
-"""Ablation: what the encoder sees in a hole, the EM pPCA conditional mean (default) or 0 (the column mean).
+"""Ablation: what the encoder sees in a hole: the EM pPCA conditional mean (default) or 0, with or without the mask.
 
 Runs part 2 of ``imputation.py`` (SphericalClusterVAE fitted with 20% MCAR
 holes against the complete-data fit, held-out complete rows) and
-VAEImputer's error at 30% MCAR, once with the default fill and once with
-zero filling (:func:`_ablations.zero_filled_encoder_input`), on the same
-data sets, splits and seeds.
+VAEImputer's error at 30% MCAR with the default fill, with zero filling
+(:func:`_ablations.zero_filled_encoder_input`), and with each of the two
+plus the mask of observed entries as extra encoder inputs
+(:func:`_ablations.mask_as_encoder_input`), on the same data sets, splits
+and seeds.
 
     python benchmarks/missing_fill.py [--smoke] [--n-jobs 2] [--seeds 2] [--output DIR]
 """
@@ -18,21 +20,25 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import imputation  # noqa: E402
-from _ablations import zero_filled_encoder_input  # noqa: E402
+import contextlib  # noqa: E402
+
+from _ablations import mask_as_encoder_input, zero_filled_encoder_input  # noqa: E402
 from _cli import parser as cli_parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 
-FILLS = ["EM pPCA conditional mean (default)", "zero (column mean)"]
+FILLS = ["EM pPCA conditional mean (default)", "zero (column mean)",
+         "EM pPCA conditional mean + mask inputs", "zero + mask inputs"]
 
 
 def task(args):
     fill, kind, dataset, k, seed = args
     run = (imputation.dr_task if kind == "dr" else imputation.imputation_task)
     params = (dataset, k, seed) if kind == "dr" else (dataset, "MCAR 30%", seed, ["VAEImputer"])
-    if fill == FILLS[1]:
-        with zero_filled_encoder_input():
-            rows = run(params)
-    else:
+    with contextlib.ExitStack() as stack:
+        if fill.startswith("zero"):
+            stack.enter_context(zero_filled_encoder_input())
+        if fill.endswith("mask inputs"):
+            stack.enter_context(mask_as_encoder_input())
         rows = run(params)
     return [dict(row, fill=fill) for row in rows]
 
@@ -82,7 +88,7 @@ def main(argv=None):
                    f"{int(cert.sum())}/{len(cert)} | {med:.3f} |")
     per = ratio.groupby(["dataset", "n_components", "fill"]).ratio.mean().unstack("fill")
     out += ["", "Per data set (mean ratio over seeds):", "",
-            "| data set | k | " + " | ".join(FILLS) + " |", "|---|---:|---:|---:|"]
+            "| data set | k | " + " | ".join(FILLS) + " |", "|---|---:|" + "---:|" * len(FILLS)]
     for (ds, k), r in per.iterrows():
         out.append(f"| {ds} | {int(k)} | " + " | ".join(f"{r[f]:.3f}" for f in FILLS) + " |")
     text = "\n".join(out) + "\n"

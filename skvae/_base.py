@@ -81,6 +81,10 @@ class _BaseVAE(
         "verbose": ["verbose"],
     }
 
+    #: Give the encoder the mask of observed entries as extra inputs: an
+    #: ablation (benchmarks/missing_fill.py), off in every public estimator.
+    _mask_inputs = False
+
     def _set_init_params(self, values):
         """Store each constructor argument unchanged under its own name (scikit-learn's rule).
 
@@ -262,6 +266,7 @@ class _BaseVAE(
             device=run.device,
             generator=run.generator,
             linear_start=start if self.linear_path else None,
+            mask_inputs=self._mask_inputs,
         )
         return run
 
@@ -364,7 +369,7 @@ class _BaseVAE(
         """
         with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)",
                                 "certificate"):
-            mu, logvar = _forward.encode(run.module, run.Y_in)
+            mu, logvar = _forward.encode(run.module, run.Y_in, observed(run.Y)[1])
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
                 self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,

@@ -40,14 +40,17 @@ def _as_tensor(a, module):
 
 
 @torch.no_grad()
-def encode(module, Y):
+def encode(module, Y, M=None):
     """Posterior means and log-variances of the rows of ``Y``, as float64 arrays.
 
-    The encoder sees missing entries (NaN) as 0, the standardized column mean.
+    The encoder sees missing entries (NaN) as 0, the standardized column mean;
+    ``M`` is the rows' mask of observed entries (for an encoder with mask
+    inputs; None: all observed).
     """
     mus, logvars = [], []
     for s in chunks(Y.shape[0]):
-        mu, logvar = module.encoder(_as_tensor(zero_filled(Y[s]), module))
+        m = None if M is None else _as_tensor(M[s], module)
+        mu, logvar = module.encoder(_as_tensor(zero_filled(Y[s]), module), m)
         mus.append(mu.double().cpu().numpy())
         logvars.append(logvar.double().cpu().numpy())
     n_components = module.encoder.n_components
@@ -86,7 +89,7 @@ def elbo(module, Y, eps, decoder_variance, Y_in=None):
         Y0, M = observed(Y[start : start + rows])
         y = _as_tensor(Y0, module)
         x = y if Y_in is None else _as_tensor(Y_in[start : start + rows], module)
-        mu, logvar = module.encoder(x)
+        mu, logvar = module.encoder(x, None if M is None else _as_tensor(M, module))
         z = mu[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps_t[None]
         y_hat = module.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
         d = y[:, None, :] - y_hat

@@ -29,7 +29,7 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val
     ``M_val`` (the rows' mask of observed entries) a row's likelihood is that
     of its observed entries.
     """
-    mu, logvar = module.encoder(Y_val)
+    mu, logvar = module.encoder(Y_val, M_val)
     z = mu + eps_val * torch.exp(0.5 * logvar)
     d = Y_val - module.decoder(z)
     n_obs = Y_val.shape[1]
@@ -65,10 +65,10 @@ def _reconstruction_loss(module, Y, noise_generator, M=None):
     total = 0.0
     for s in chunks(Y.shape[0]):
         y = Y[s]
-        mu, logvar = module.encoder(y)
+        m = None if M is None else M[s]
+        mu, logvar = module.encoder(y, m)
         eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
-        m = None if M is None else M[s]
         total += float(module.decoder.squared_error(z, y, m)) * y.shape[0]
     return total / Y.shape[0]
 

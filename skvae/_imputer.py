@@ -42,7 +42,8 @@ def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_
     L-BFGS run on their sum solves each: the gradient with respect to a
     row's latent is that row's own.
     """
-    mu = _forward.encode(module, Y0 if Y_in is None else Y_in)[0]
+    mu = _forward.encode(module, Y0 if Y_in is None else Y_in,
+                         observed_mask.astype(np.float64))[0]
     if max_iter == 0:
         return _forward.decode(module, mu)
     p = next(module.parameters())

@@ -9,7 +9,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from . import _forward
-from ._missing import nothing_observed, zero_filled
+from ._missing import nothing_observed, observed, zero_filled
 from ._ppca_missing import conditional_fill
 from ._scaling import row_norms, standardize
 from ._runtime import torch_threads
@@ -71,7 +71,7 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
 
     def _encode(self, Y):
         """Posterior means and log-variances of modelled rows (NaN: missing)."""
-        return _forward.encode(self.module_, self._encoder_input(Y))
+        return _forward.encode(self.module_, self._encoder_input(Y), observed(Y)[1])
 
     def _validated(self, X):
         check_is_fitted(self)

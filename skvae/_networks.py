@@ -152,19 +152,26 @@ class GaussianEncoder(nn.Module):
     "The linear path").
     """
 
-    def __init__(self, n_features, hidden_layer_sizes, n_components, activation, linear=False):
+    def __init__(self, n_features, hidden_layer_sizes, n_components, activation, linear=False,
+                 mask_inputs=False):
         super().__init__()
-        sizes = [n_features, *hidden_layer_sizes]
+        self.mask_inputs = bool(mask_inputs)
+        n_in = 2 * n_features if mask_inputs else n_features
+        sizes = [n_in, *hidden_layer_sizes]
         self.body = _mlp(sizes, activation)
         self.head = nn.Linear(sizes[-1], 2 * n_components, device="meta")
         self.n_components = n_components
         if linear:
-            self.linear = nn.Linear(n_features, n_components, device="meta")
+            self.linear = nn.Linear(n_in, n_components, device="meta")
             self.logvar_bias = nn.Parameter(torch.empty(n_components, device="meta"))
         else:
             self.linear = self.logvar_bias = None
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
+        """``(mu, logvar)`` of rows ``x``; with ``mask_inputs`` the 0/1 mask of
+        observed entries (None: all observed) is appended to the input."""
+        if self.mask_inputs:
+            x = torch.cat([x, torch.ones_like(x) if mask is None else mask], dim=1)
         h = self.head(self.body(x))
         mu, logvar = h[:, : self.n_components], h[:, self.n_components :]
         if self.linear is not None:
@@ -226,7 +233,8 @@ def _assemble(spec):
     linear = spec.get("linear", False)
     module = VAEModule(
         GaussianEncoder(spec["n_features"], spec["hidden_layer_sizes"],
-                        spec["n_components"], spec["activation"], linear),
+                        spec["n_components"], spec["activation"], linear,
+                        spec.get("mask_inputs", False)),
         Decoder(spec["n_components"], spec["hidden_layer_sizes"], spec["n_features"],
                 spec["activation"], None if output is None else NormConstraint(*output),
                 linear),
@@ -247,6 +255,7 @@ def build_vae(
     device,
     generator,
     linear_start=None,
+    mask_inputs=False,
 ):
     """Build a VAEModule on ``device`` with float32 parameters drawn from ``generator``.
 
@@ -260,16 +269,21 @@ def build_vae(
     starts the model at that probabilistic PCA: the linear maps take its
     exact posterior and its loadings, and the MLPs' last layers start at zero,
     so the untrained model's posterior, decoder mean and ELBO are pPCA's
-    (before the output layer).
+    (before the output layer). ``mask_inputs`` (an ablation,
+    ``benchmarks/missing_fill.py``) gives the encoder the mask of observed
+    entries as extra inputs, with zero linear-path weights at the start.
     """
-    module = _assemble(dict(
+    spec = dict(
         n_features=int(n_features),
         n_components=int(n_components),
         hidden_layer_sizes=tuple(int(h) for h in hidden_layer_sizes),
         activation=str(activation),
         output=None if output_layer is None else tuple(float(v) for v in output_layer),
         linear=linear_start is not None,
-    ))
+    )
+    if mask_inputs:
+        spec["mask_inputs"] = True
+    module = _assemble(spec)
     module = module.to_empty(device=device)
     with torch.no_grad():
         for layer in module.modules():
@@ -288,9 +302,11 @@ def start_at_ppca(module, ppca):
     """Set the linear path to ``ppca``'s exact posterior and loadings; zero the MLP heads."""
     A = ppca.encoder_weights
     enc, dec = module.encoder, module.decoder
+    if enc.mask_inputs:  # the mask's weights start at 0
+        A = np.hstack([A, np.zeros_like(A)])
     values = {
         enc.linear.weight: A,
-        enc.linear.bias: -A @ ppca.mean,
+        enc.linear.bias: -A[:, : ppca.mean.size] @ ppca.mean,
         enc.logvar_bias: np.log(ppca.posterior_variance),
         dec.linear.weight: ppca.loadings,
         dec.linear.bias: ppca.mean,

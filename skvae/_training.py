@@ -142,7 +142,7 @@ def _epoch(module, Y, M, optimizer, multiplier, weight, config, generator, noise
         rows = order[start : start + config.batch_size]
         y = Y[rows]
         m = None if M is None else M[rows]
-        mu, logvar = module.encoder(y)
+        mu, logvar = module.encoder(y, m)
         eps = torch.randn(mu.shape, generator=noise_generator, device=mu.device, dtype=mu.dtype)
         z = mu + eps * torch.exp(0.5 * logvar)
         objective, R = _objective(module.decoder, y, m, z, mu, logvar, weight, config)

@@ -110,6 +110,29 @@ def test_masked_shell_loss_gradient_matches_autograd():
     assert_allclose(g_fused.numpy(), g_ref.numpy(), rtol=1e-9, atol=1e-12)
 
 
+def test_mask_inputs_start_at_the_ppca_posterior():
+    # The ablation's encoder takes the mask too; at the linear start its
+    # weights are 0, so the posterior is pPCA's whatever the mask.
+    from skvae._networks import build_vae
+    from skvae._ppca import fit_ppca
+
+    rng = np.random.default_rng(0)
+    Y = rng.standard_normal((50, 4)) @ rng.standard_normal((4, 4))
+    ppca = fit_ppca(Y, 2)
+    module = build_vae(n_features=4, n_components=2, hidden_layer_sizes=(8,),
+                       activation="relu", output_layer=None, device=torch.device("cpu"),
+                       generator=torch.Generator().manual_seed(0), linear_start=ppca,
+                       mask_inputs=True).double()
+    y = torch.as_tensor(Y[:5])
+    mask = torch.as_tensor((rng.random((5, 4)) > 0.5).astype(float))
+    with torch.no_grad():
+        mu_mask = module.encoder(y, mask)[0].numpy()
+        mu_none = module.encoder(y)[0].numpy()
+    assert_allclose(mu_mask, ppca.posterior_mean(Y[:5]), rtol=1e-6, atol=1e-8)
+    assert_allclose(mu_none, mu_mask, rtol=1e-12)
+    assert module.encoder.linear.weight.shape == (2, 8)
+
+
 def test_em_ppca_recovers_the_covariance_of_rows_with_holes():
     rng = np.random.default_rng(0)
     n, d, k = 4000, 8, 2
