@@ -244,7 +244,7 @@ class _BaseVAE(
             # rank of the same SVD.
             run.ppca, fill = fit_linear_models(run.Y, self.n_components, run.seeds[0])
         self._set({"_fill_ppca": fill})
-        run.Y_in = self._encoder_input(run.Y)
+        run.Y_in, run.M = self._encoder_input(run.Y), observed(run.Y)[1]
         band, run.constraint = self._fit_band(run.Y, run.Y_in, run.ppca, run.seeds[0],
                                               run.progress)
         self._set(band)
@@ -274,7 +274,7 @@ class _BaseVAE(
         """A fitted model's data map, band and networks, to train on (warm_start, partial_fit)."""
         run = self._new_run(X, resume=True, incremental=incremental)
         run.Y = self._to_representation(X)
-        run.Y_in = self._encoder_input(run.Y)
+        run.Y_in, run.M = self._encoder_input(run.Y), observed(run.Y)[1]
         run.constraint = self._constraint()
         # A float32 training copy; the fitted float64 module stays untouched
         # until the call succeeds.
@@ -369,7 +369,7 @@ class _BaseVAE(
         """
         with run.progress.phase(f"collapse certificate ({self.n_certificate_passes} passes)",
                                 "certificate"):
-            mu, logvar = _forward.encode(run.module, run.Y_in, observed(run.Y)[1])
+            mu, logvar = _forward.encode(run.module, run.Y_in, run.M)
             cert = _diagnostics.collapse_certificate(
                 run.module, run.Y, mu, logvar,
                 self._collapse_loss(run.Y) if run.resume else self.collapse_loss_,
@@ -391,7 +391,7 @@ class _BaseVAE(
         if self.decoder_variance == "learned":
             # The maximum-likelihood variance: squared error per observed entry.
             decoder_variance = (max(cert.reconstruction_loss, config.recon_floor)
-                                / observed_per_row(observed(run.Y)[1], run.Y.shape[1]))
+                                / observed_per_row(run.M, run.Y.shape[1]))
         else:
             decoder_variance = float(self.decoder_variance)
         with run.progress.phase("posterior diagnostics", "diagnostics", report=False):

@@ -148,8 +148,8 @@ def fit_feasible_region(
             f"n_clusters={n_clusters} must be <= n_samples={n_samples}: "
             "lower n_clusters or pass more rows."
         )
-    # K-means sees the zero-filled rows (docs/theory.rst); the losses below
-    # count observed entries only.
+    # K-means sees the rows with their holes filled (docs/theory.rst); the
+    # losses below count observed entries only.
     Y_in = zero_filled(Y) if Y_in is None else Y_in
     centers, labels = _kmeans(Y_in, n_clusters, random_state)
     W = mean_squared_distance(Y, centers[labels])

@@ -45,6 +45,7 @@ class FitRun:
     Y_fit: np.ndarray = None
     Y_val: np.ndarray = None
     Y_in: np.ndarray = None
+    M: np.ndarray = None
     Y_fit_in: np.ndarray = None
     Y_val_in: np.ndarray = None
     module: torch.nn.Module = None

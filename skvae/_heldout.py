@@ -10,11 +10,6 @@ from ._forward import chunks
 from ._networks import kl_elementwise
 
 
-def observed_per_row(config, n_features):
-    """Mean observed entries per training row: the learned variance's divisor."""
-    return n_features if config.observed_per_row is None else config.observed_per_row
-
-
 @torch.no_grad()
 def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val=None):
     """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
@@ -40,7 +35,7 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val
     kl = config.beta * kl_elementwise(mu, logvar).sum(dim=1).double()
     if config.decoder_variance == "learned":
         variance = (max(train_reconstruction, config.recon_floor)
-                    / observed_per_row(config, Y_val.shape[1]))
+                    / config.observed_entries(Y_val.shape[1]))
         rows = 0.5 * n_obs * math.log(variance) + sq / (2.0 * variance) + kl
     else:
         rows = sq / (2.0 * config.decoder_variance) + kl

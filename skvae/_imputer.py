@@ -13,7 +13,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _forward
 from ._missing import hide_observed, nothing_observed, zero_filled
-from ._ppca_missing import conditional_fill
 from ._runtime import torch_threads
 from ._spherical import SphericalClusterVAE
 from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
@@ -208,9 +207,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 X_hidden = np.where(hidden, np.nan, X)
                 model = self._new_estimator(X).fit(X_hidden)
                 Y, Y_hidden = model._to_representation(X), model._to_representation(X_hidden)
+                fills = self._fills(model, Y_hidden, FILLS)
                 self.validation_errors_ = {
-                    method: float(np.sqrt(np.mean(
-                        (self._filled(model, Y_hidden, method) - Y)[hidden] ** 2)))
+                    method: float(np.sqrt(np.mean((fills[method] - Y)[hidden] ** 2)))
                     for method in FILLS
                 }
                 self.fill_method_ = min(FILLS, key=self.validation_errors_.get)
@@ -243,7 +242,8 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         model = self.estimator_
         X64 = X.astype(np.float64)
         Y = model._to_representation(X64)
-        decoded = model._from_representation(self._filled(model, Y, self.fill_method_))
+        filled = self._fills(model, Y, [self.fill_method_])[self.fill_method_]
+        decoded = model._from_representation(filled)
         out = np.where(missing, decoded, X64)
         # A row with nothing observed: the decoded prior mean (z = 0).
         empty = nothing_observed(X)
@@ -253,27 +253,35 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             out[empty] = prior
         return out.astype(X.dtype, copy=False)
 
-    def _filled(self, model, Y, method):
-        """Modelled rows Y with their missing entries (NaN) filled by ``method``."""
-        with torch_threads(getattr(model, "n_jobs", None)):
-            if method == "mean":
-                return zero_filled(Y)  # the standardized column mean
-            if method == "ppca":
-                return conditional_fill(model._fill_ppca, Y)
-            vae = self._map_fill(model, Y, np.isnan(Y))
-            if method == "blend":
-                return 0.5 * (vae + conditional_fill(model._fill_ppca, Y))
-            return vae
+    def _fills(self, model, Y, methods):
+        """``{method: Y with its missing entries (NaN) filled by it}`` for each of ``methods``.
 
-    def _map_fill(self, model, Y, missing):
-        """Y with each missing entry decoded from its row's MAP latent."""
+        The pPCA fill is the encoder's own input and starts the VAE's latent
+        search; each fill is computed once, however many methods use it.
+        """
+        out = {}
+        with torch_threads(getattr(model, "n_jobs", None)):
+            if "mean" in methods:
+                out["mean"] = zero_filled(Y)  # the standardized column mean
+            if {"ppca", "vae", "blend"} & set(methods):
+                Y_in = model._encoder_input(Y)
+                out["ppca"] = Y_in
+            if {"vae", "blend"} & set(methods):
+                out["vae"] = self._map_fill(model, Y, Y_in)
+            if "blend" in methods:
+                out["blend"] = 0.5 * (out["vae"] + out["ppca"])
+        return out
+
+    def _map_fill(self, model, Y, Y_in):
+        """Y with each missing entry decoded from its row's MAP latent; ``Y_in`` the encoder's input."""
+        missing = np.isnan(Y)
         F = np.where(missing, 0.0, Y)
         rows = np.flatnonzero(missing.any(axis=1))
         for s in _forward.chunks(rows.size):
             block = rows[s]
             decoded = map_decode(model.module_, F[block], ~missing[block],
-                                      model.decoder_variance_, max_iter=self.max_search_iter,
-                                      tol=self.tol, Y_in=model._encoder_input(Y[block]))
+                                 model.decoder_variance_, max_iter=self.max_search_iter,
+                                 tol=self.tol, Y_in=Y_in[block])
             F[block] = np.where(missing[block], decoded, F[block])
         return F
 

@@ -87,11 +87,10 @@ def masked_squared_distance(Y, C):
     For complete data this is ``mean ||y - c||^2``. A NaN in ``C`` (a diverged
     decoder) stays NaN: the mask multiplies the difference, it does not skip it.
     """
-    if not has_missing(Y):
+    Y0, M = observed(Y)
+    if M is None:
         return float(np.mean(np.sum((Y - C) ** 2, axis=1)))
-    M = ~np.isnan(Y)
-    D = np.where(M, Y, 0.0) - C
-    return float(np.mean(np.sum((D * M) ** 2, axis=1)))
+    return float(np.mean(np.sum(((Y0 - C) * M) ** 2, axis=1)))
 
 
 def collapse_loss(Y, r_min, r_max):

@@ -79,7 +79,7 @@ def fit_ppca(Y, n_components):
     n_samples). Kept eigenvalues are floored at the noise variance times
     ``1 + 1e-6`` so that every loading and posterior variance is finite.
     Missing entries (NaN) are filled with 0, the standardized column mean
-    (the start of :func:`~skvae._ppca_missing.fit_ppca_missing`).
+    (:func:`~skvae._ppca_missing.fit_ppca_missing` models them instead).
     """
     return fit_ppcas(Y, [n_components])[0]
 

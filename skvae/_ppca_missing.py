@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._missing import has_missing, hide_observed
+from ._missing import has_missing, hide_observed, observed
 from ._ppca import NOISE_FLOOR, PPCA, fit_ppca, fit_ppcas
 
 #: The fill model's largest rank: one below the number of features, at most
@@ -45,9 +45,7 @@ def choose_rank(Y, n_components, seed=0):
     ranks = candidate_ranks(Y.shape[1], n_components)
     if len(ranks) == 1:
         return ranks[0]
-    if Y.shape[0] > EM_MAX_ROWS:
-        rows = np.random.RandomState(seed).choice(Y.shape[0], EM_MAX_ROWS, replace=False)
-        Y = Y[np.sort(rows)]
+    Y = _em_rows(Y, seed)
     hide = hide_observed(Y, RANK_CHECK_SHARE, seed)
     if not hide.any():
         return ranks[-1]
@@ -55,6 +53,14 @@ def choose_rank(Y, n_components, seed=0):
     errors = [np.sum((conditional_fill(fit_ppca_missing(Y_fit, r, seed=seed), Y_fit) - Y)[hide]
                      ** 2) for r in ranks]
     return ranks[int(np.argmin(errors))]
+
+
+def _em_rows(Y, seed):
+    """The rows EM runs on: all of them, or EM_MAX_ROWS drawn at random (in order)."""
+    if Y.shape[0] <= EM_MAX_ROWS:
+        return Y
+    rows = np.random.RandomState(seed).choice(Y.shape[0], EM_MAX_ROWS, replace=False)
+    return Y[np.sort(rows)]
 
 
 def _posterior(Yc, M, W, noise, covariance=True):
@@ -77,21 +83,19 @@ def _posterior(Yc, M, W, noise, covariance=True):
 def fit_ppca_missing(Y, n_components, *, seed=0):
     """Maximum-likelihood pPCA of rows with missing entries, by EM (Tipping and Bishop, 1999).
 
-    Starts from the pPCA of the zero-filled rows and alternates the exact
-    posterior of each row's latent given its observed entries with the
-    closed-form update of loadings, mean and noise variance on observed
-    entries only (Ilin and Raiko, 2010). Runs on at most EM_MAX_ROWS rows.
-    Complete rows get the closed form of :func:`~skvae._ppca.fit_ppca`.
+    Starts from the pairwise-observed covariance (:func:`_pairwise_start`)
+    and alternates the exact posterior of each row's latent given its
+    observed entries with the closed-form update of loadings, mean and noise
+    variance on observed entries only (Ilin and Raiko, 2010). Runs on at
+    most EM_MAX_ROWS rows. Complete rows get the closed form of
+    :func:`~skvae._ppca.fit_ppca`.
     """
     Y = np.asarray(Y, dtype=np.float64)
     if not has_missing(Y):
         return fit_ppca(Y, n_components)
-    if Y.shape[0] > EM_MAX_ROWS:
-        rows = np.random.RandomState(seed).choice(Y.shape[0], EM_MAX_ROWS, replace=False)
-        Y = Y[np.sort(rows)]
+    Y = _em_rows(Y, seed)
     n, d = Y.shape
-    M = (~np.isnan(Y)).astype(np.float64)
-    Y0 = np.where(M > 0, Y, 0.0)
+    Y0, M = observed(Y)
     n_obs = M.sum()
     floor = NOISE_FLOOR * max(float(np.sum((Y0 * M) ** 2) / n_obs), np.finfo(float).tiny)
     W, mean, noise = _pairwise_start(Y0, M, n_components, floor)
@@ -157,16 +161,16 @@ def conditional_fill(ppca, Y):
     row with nothing observed gets the mean. Rows without NaN are returned as
     they are.
     """
-    if not has_missing(Y):
+    Y0, M = observed(Y)
+    if M is None:
         return Y
-    M = (~np.isnan(Y)).astype(np.float64)
     W = ppca.loadings
     with np.errstate(all="ignore"):
         try:
-            z, _ = _posterior(np.where(M > 0, Y - ppca.mean, 0.0), M, W, ppca.noise_variance,
+            z, _ = _posterior((Y0 - ppca.mean) * M, M, W, ppca.noise_variance,
                               covariance=False)
         except np.linalg.LinAlgError:  # a fill model overflowed on extreme data
-            return np.where(M > 0, Y, 0.0)
+            return Y0
         filled = ppca.mean + z @ W.T
     # Rows far outside the training data can overflow: those holes get the
     # column mean (0 after standardization), as zero filling would.
@@ -182,7 +186,6 @@ def fit_linear_models(Y, n_components, seed=0):
     start's pPCA in closed form on the rows it fills.
     """
     if not has_missing(Y):
-        start, fill = fit_ppcas(Y, [n_components, fill_rank(Y.shape[1], n_components)])
-        return start, fill
+        return tuple(fit_ppcas(Y, [n_components, fill_rank(Y.shape[1], n_components)]))
     fill = fit_ppca_missing(Y, choose_rank(Y, n_components, seed), seed=seed)
     return fit_ppca(conditional_fill(fill, Y), n_components), fill

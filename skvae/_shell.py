@@ -16,6 +16,7 @@ from ._scaling import (
     Standardizer, inverse_radial, origin_to_e1, radial, row_norms, row_polar, standard_scale,
     standardize, unstandardize,
 )
+from ._missing import zero_filled
 from ._validation import (
     FLOAT_DTYPES, check_finite_output, fit_or_restore, non_finite_rows, validate_numeric,
 )
@@ -362,7 +363,7 @@ class StandardizedShell(Standardizer):
         """Fit mean, scale and the resolved radii ``r_min_``, ``r_max_`` on validated X."""
         super().fit(X)
         # Norms of the observed entries: a missing entry counts as the column mean.
-        norms = row_norms(np.nan_to_num(self.standardize(X), nan=0.0))
+        norms = row_norms(zero_filled(self.standardize(X)))
         self.n_rows_at_mean_ = int(np.sum(norms == 0))
         if self.r_min == "auto":
             inner = norms.min()

@@ -32,6 +32,10 @@ class TrainingConfig:
     first_epoch: int = 0  # epochs already trained (warm start, partial_fit): schedules go on
     observed_per_row: float = None  # mean observed entries per row; None: every entry
 
+    def observed_entries(self, n_features):
+        """Mean observed entries per training row: the learned variance's divisor."""
+        return n_features if self.observed_per_row is None else self.observed_per_row
+
 
 @dataclass
 class TrainingResult:
@@ -108,9 +112,8 @@ def _objective(decoder, y, m, z, mu, logvar, weight, config):
     ``m`` is the batch's mask of observed entries, or None.
     """
     R = decoder.squared_error(z, y, m)
-    n_observed = y.shape[1] if config.observed_per_row is None else config.observed_per_row
     objective = reconstruction_term(
-        R, n_observed, config.decoder_variance, config.recon_floor
+        R, config.observed_entries(y.shape[1]), config.decoder_variance, config.recon_floor
     ) + weight * kl_term(mu, logvar, config.free_bits)
     return objective, R
 
@@ -131,7 +134,8 @@ def _epoch(module, Y, M, optimizer, multiplier, weight, config, generator, noise
            epoch):
     """One pass over shuffled minibatches: (mean objective, mean R) over the rows.
 
-    ``Y`` are zero-filled rows and ``M`` their mask of observed entries, or None.
+    ``Y`` are the rows with their holes filled and ``M`` their mask of
+    observed entries, or None.
     """
     n_samples = Y.shape[0]
     order = torch.randperm(n_samples, generator=generator).to(Y.device)
@@ -206,8 +210,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
           M_val=None):
     """Fit ``module`` to the rows of ``Y`` (a float tensor on the module's device).
 
-    ``Y`` and ``Y_val`` are zero-filled; ``M`` and ``M_val`` are their masks
-    of observed entries (1.0 observed, 0.0 missing), or None for complete rows.
+    ``Y`` and ``Y_val`` have their holes filled (the encoder's input); ``M``
+    and ``M_val`` are their masks of observed entries (1.0 observed, 0.0
+    missing), or None for complete rows. The loss counts observed entries only.
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
     data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
