@@ -18,8 +18,7 @@ from ._export import ExportMixin, Standardize, Unstandardize
 from ._feasible import mean_squared_distance
 from ._missing import check_missing_pattern, masked_mean, observed, observed_per_row
 from ._fitting import (
-    MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, FitRun, check_first_rows, fit_seeds, split_rows,
-    validation_split, warn_after_fit,
+    MAX_CURVE_ENTRIES, MIN_SCORE_PAIRS, FitRun, check_first_rows, fit_seeds, warn_after_fit,
 )
 from ._inference import InferenceMixin
 from ._networks import _ACTIVATIONS, build_vae, start_at_ppca
@@ -28,14 +27,12 @@ from ._ppca import fit_ppca
 from ._ppca_missing import fit_linear_models
 from ._progress import Progress
 from ._runtime import (
-    batch_and_learning_rate, check_network_size, hidden_sizes, resolve_device, torch_threads,
+    check_network_size, hidden_sizes, resolve_device, torch_threads,
 )
 from ._constraint import Constraint
-from ._training import TrainingConfig, diverged, train
+from ._training import diverged
+from ._training_phase import TrainingPhaseMixin
 from ._validation import fit_or_restore, validate_numeric
-
-#: ``early_stopping="auto"`` holds out rows from this many training rows on.
-AUTO_EARLY_STOPPING_MIN_ROWS = 20
 
 #: Upper bound of the real parameters that enter float32 training arithmetic
 #: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
@@ -44,14 +41,17 @@ FLOAT32_SAFE = 1e30
 
 
 class _BaseVAE(
-    InferenceMixin, PersistenceMixin, ExportMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator,
+    TrainingPhaseMixin, InferenceMixin, PersistenceMixin, ExportMixin,
+    ClassNamePrefixFeaturesOutMixin, BaseEstimator,
 ):
     """Fit template: the phases of a fit, with hooks for the data map and the band.
 
     ``fit`` is :meth:`_initialize` (unless it continues a fitted model with
     ``warm_start``) and :meth:`_run_epochs` for up to ``max_iter`` epochs;
     ``partial_fit`` is :meth:`_initialize` on its first call and
-    :meth:`_run_epochs` for one epoch. Inference is :class:`InferenceMixin`'s.
+    :meth:`_run_epochs` for one epoch. Holding out rows and the training
+    loop's settings are :class:`TrainingPhaseMixin`'s; inference is
+    :class:`InferenceMixin`'s.
     """
 
     _parameter_constraints: dict = {
@@ -138,18 +138,6 @@ class _BaseVAE(
             return None
         return Constraint(self.reconstruction_target_, self.collapse_loss_)
 
-    def _holds_out_rows(self, n_samples, incremental):
-        """Whether this fit holds out ``validation_fraction`` of the rows to stop on.
-
-        ``early_stopping="auto"`` holds them out in ``fit`` when there are at
-        least AUTO_EARLY_STOPPING_MIN_ROWS rows, never in ``partial_fit``.
-        """
-        if incremental:
-            return False
-        if self.early_stopping == "auto":
-            return n_samples >= AUTO_EARLY_STOPPING_MIN_ROWS
-        return bool(self.early_stopping)
-
     # --------------------------------------------------------------------- fit
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -199,7 +187,6 @@ class _BaseVAE(
         with torch_threads(self.n_jobs):
             return fit_or_restore(self, self._fit, X, incremental=True)
 
-    # --------------------------------------------------------------- inference
     # ------------------------------------------------------------- fit phases
     def _fit(self, X, incremental):
         """One call of fit or partial_fit: set up (or continue), then train and certify."""
@@ -284,19 +271,6 @@ class _BaseVAE(
         self._hold_out(run)
         return run
 
-    def _hold_out(self, run):
-        # The data map, the band and the certificate use every row; early
-        # stopping holds rows out of the gradient steps only, to decide when
-        # to stop and which epoch to keep.
-        run.Y_fit, run.Y_val = run.Y, None
-        run.Y_fit_in, run.Y_val_in = run.Y_in, None
-        if self._holds_out_rows(run.n_samples, run.incremental):
-            run.Y_fit, run.Y_val = split_rows(run.Y, self.validation_fraction, run.seeds[3])
-            run.Y_fit_in, run.Y_val_in = run.Y_fit, run.Y_val
-            if run.Y_in is not run.Y:  # the same rows, holes filled
-                run.Y_fit_in, run.Y_val_in = validation_split(
-                    run.Y_in, self.validation_fraction, run.seeds[3])
-
     def _run_epochs(self, run, max_iter):
         """Train up to ``max_iter`` epochs, certify, and set the fitted attributes."""
         result, config = self._train(run, max_iter)
@@ -316,48 +290,6 @@ class _BaseVAE(
         # partial_fit runs one epoch by design: only the certificate is reported.
         warn_after_fit(type(self).__name__, result, cert, run.constraint,
                        max_iter=self.max_iter, tol=self.tol, convergence=not run.incremental)
-
-    def _train(self, run, max_iter):
-        """(TrainingResult, TrainingConfig) of the minibatch epochs on ``run.Y_fit``."""
-        batch_size, learning_rate = batch_and_learning_rate(
-            self.batch_size, self.learning_rate_init, run.Y_fit.shape[0]
-        )
-        # The encoder sees filled rows; the loss counts observed entries (M).
-        Y_fit, M_fit = run.Y_fit_in, observed(run.Y_fit)[1]
-        Y_val = M_val = None
-        if run.Y_val is not None:
-            Y_val, M_val = run.Y_val_in, observed(run.Y_val)[1]
-        config = TrainingConfig(
-            beta=self.beta,
-            decoder_variance=self.decoder_variance,
-            max_iter=max_iter,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            tol=self.tol,
-            n_iter_no_change=self.n_iter_no_change,
-            constraint=run.constraint,
-            recon_floor=1e-9 * run.total_variance,
-            progress=run.progress,
-            first_epoch=self.n_iter_ if run.resume else 0,
-            observed_per_row=None if M_fit is None else observed_per_row(M_fit, Y_fit.shape[1]),
-            **self._schedule(),
-        )
-
-        def tensor(a):
-            return None if a is None else torch.as_tensor(a, dtype=torch.float32,
-                                                          device=run.device)
-
-        Y_train, Y_val, M_train, M_val = map(tensor, (Y_fit, Y_val, M_fit, M_val))
-        run.progress.start_training(config.max_iter, Y_train.shape[0], config.batch_size)
-        result = train(
-            run.module, Y_train, config, generator=run.generator,
-            noise_generator=run.noise_generator, Y_val=Y_val,
-            resume=self._training_state if run.resume else None, M=M_train, M_val=M_val,
-        )
-        run.progress.end_training(
-            result.n_iter, "stopping rule met" if result.converged else "reached max_iter"
-        )
-        return result, config
 
     def _certify(self, run, result, config):
         """(certificate, posterior means, log-variances) of every row of the call.
