@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 import torch
+from scipy.optimize import nnls
 from sklearn.base import (
     BaseEstimator, OneToOneFeatureMixin, TransformerMixin, _fit_context, clone,
 )
@@ -21,13 +22,49 @@ from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
 #: fewer than the features, at most this many (:func:`default_components`).
 MAX_DEFAULT_COMPONENTS = 20
 
-#: The fills ``fill_method="auto"`` chooses from.
+#: The fills ``fill_method="auto"`` compares on hidden entries.
 FILLS = ("vae", "ppca", "blend", "mean")
+#: Each fixed fill as weights of (the VAE's fill, the pPCA fill); the rest of
+#: the weight goes to the column mean (0 in the model's standardized units).
+FILL_WEIGHTS = {"vae": (1.0, 0.0), "ppca": (0.0, 1.0), "blend": (0.5, 0.5), "mean": (0.0, 0.0)}
+#: ``fill_method="auto"``: a column's own weights count as many hidden
+#: entries as it has; the weights pooled over all columns count as this many
+#: (:func:`stacking_weights`).
+POOLED_WEIGHT_ENTRIES = 30
+
+
+def stacking_weights(fills, truth, columns, n_features):
+    """Per-column non-negative weights of the two fills that best predict hidden entries.
+
+    ``fills`` (n_hidden, 2) are the VAE's and the pPCA's fills of the hidden
+    entries, ``truth`` their values and ``columns`` their columns. The pooled
+    weights are the non-negative least-squares fit over all entries; a
+    column with ``n`` hidden entries (at least 2) gets its own fit, averaged
+    with the pooled one as ``(n w_col + P w_pooled) / (n + P)``,
+    ``P = POOLED_WEIGHT_ENTRIES``, so that a column with few hidden entries
+    keeps close to the pooled weights. Weights below 1 in sum shrink the
+    fill toward the column mean.
+    """
+    pooled = nnls(fills, truth)[0]
+    weights = np.tile(pooled, (n_features, 1))
+    for j in range(n_features):
+        rows = columns == j
+        n = int(rows.sum())
+        if n >= 2:
+            own = nnls(fills[rows], truth[rows])[0]
+            weights[j] = (n * own + POOLED_WEIGHT_ENTRIES * pooled) / (n + POOLED_WEIGHT_ENTRIES)
+    return weights
 
 
 def default_components(n_features):
     """The default estimator's ``n_components`` for ``n_features`` columns."""
     return int(max(1, min(n_features - 1, MAX_DEFAULT_COMPONENTS)))
+
+
+def observed_range(X):
+    """(smallest, largest) observed value of each column; -inf and inf where none is observed."""
+    low, high = np.fmin.reduce(X, axis=0), np.fmax.reduce(X, axis=0)
+    return np.where(np.isnan(low), -np.inf, low), np.where(np.isnan(high), np.inf, high)
 
 
 def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_in=None):
@@ -80,13 +117,21 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Observed entries are returned unchanged, as
     :class:`~sklearn.impute.IterativeImputer` does.
 
-    With ``fill_method="auto"`` the fill is chosen on the data: a first fit
-    sees X with a further ``validation_fraction`` of its observed entries
-    hidden, and the fill that best predicts the hidden entries wins among
-    the VAE's (``"vae"``), the conditional mean under the model's
-    probabilistic PCA (``"ppca"``, the fill the encoder itself sees), the
-    average of the two (``"blend"``) and the column mean (``"mean"``); the
-    model is then refitted on all of X.
+    Two fills are at hand: the VAE's (``"vae"``) and the conditional mean
+    under the model's probabilistic PCA (``"ppca"``, the fill the encoder
+    itself sees); ``"blend"`` is their average and ``"mean"`` the column
+    mean. With ``fill_method="auto"`` they are stacked on the data: a first
+    fit sees X with a further ``validation_fraction`` of its observed
+    entries hidden, and each column gets the non-negative weights of the two
+    fills that best predict its hidden entries, shrunk toward the weights
+    pooled over all columns (:func:`stacking_weights`); weight left over
+    goes to the column mean. The model is then refitted on all of X.
+
+    With ``keep_range=True`` every fill is clipped to the range its column's
+    observed entries spanned in ``fit``: a conditional mean or a decoded
+    value beyond every value seen in a column is an extrapolation, and on
+    columns the other features predict poorly it can cost more than the
+    column mean (benchmarks/results/imputation.md).
 
     Read more in the :ref:`User Guide <missing_values_guide>`.
 
@@ -97,10 +142,17 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         ``SphericalClusterVAE(n_components=min(n_features - 1, 20),
         random_state=random_state)``.
     fill_method : {"auto", "vae", "ppca", "blend", "mean"}, default="auto"
-        How holes are filled: chosen on hidden entries (``"auto"``), or one
-        of the four fills (then X is fitted once).
+        How holes are filled: per-column weights of the two fills learned on
+        hidden entries (``"auto"``), or one of the four fills (then X is
+        fitted once).
+    keep_range : bool, default=True
+        Clip each filled entry to ``[data_min_[j], data_max_[j]]``, the range
+        of its column's observed entries in :term:`fit` (as
+        :class:`~sklearn.impute.IterativeImputer` does with ``min_value``
+        and ``max_value`` given). Also applies to the fills weighed by
+        ``fill_method="auto"``.
     validation_fraction : float, default=0.1
-        Share of the observed entries hidden to choose the fill (``"auto"``).
+        Share of the observed entries hidden to weigh the fills (``"auto"``).
     max_search_iter : int, default=100
         Most L-BFGS iterations of the latent search in :meth:`transform`
         (per block of 4096 rows with holes). 0 decodes the encoder's
@@ -116,12 +168,22 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     ----------
     estimator_ : VAE or SphericalClusterVAE
         The fitted model.
-    fill_method_ : {"vae", "ppca", "blend", "mean"}
-        The fill :meth:`transform` uses.
+    fill_method_ : {"stacked", "vae", "ppca", "blend", "mean"}
+        The fill :meth:`transform` uses: ``"stacked"`` for the weights
+        learned by ``fill_method="auto"`` (``"vae"`` if X had too few
+        observed entries to hide any).
+    fill_weights_ : ndarray of shape (n_features_in_, 2)
+        Each column's weights of the VAE's fill and the pPCA fill, in the
+        model's standardized units (the rest goes to the column mean).
     validation_errors_ : dict or None
-        With ``fill_method="auto"``: the root-mean-square error of each fill
-        on the hidden entries, in the model's standardized units (None if X
-        had too few observed entries to hide any).
+        With ``fill_method="auto"``: the root-mean-square error of each of
+        the four fixed fills on the hidden entries, in the model's
+        standardized units (None if X had too few observed entries to hide
+        any).
+    data_min_ : ndarray of shape (n_features_in_,)
+        Smallest observed value of each column in :term:`fit`.
+    data_max_ : ndarray of shape (n_features_in_,)
+        Largest observed value of each column in :term:`fit`.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -156,23 +218,25 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     True
     >>> bool(imputer.estimator_.collapse_certified_)
     True
-    >>> imputer.fill_method_ in ("vae", "ppca", "blend", "mean")
-    True
+    >>> imputer.fill_method_, imputer.fill_weights_.shape
+    ('stacked', (13, 2))
     """
 
     _parameter_constraints: dict = {
         "estimator": [HasMethods(["fit", "transform", "inverse_transform"]), None],
         "fill_method": [StrOptions({"auto", *FILLS})],
+        "keep_range": ["boolean"],
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
         "max_search_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
     }
 
-    def __init__(self, estimator=None, *, fill_method="auto", validation_fraction=0.1,
-                 max_search_iter=100, tol=1e-4, random_state=None):
+    def __init__(self, estimator=None, *, fill_method="auto", keep_range=True,
+                 validation_fraction=0.1, max_search_iter=100, tol=1e-4, random_state=None):
         self.estimator = estimator
         self.fill_method = fill_method
+        self.keep_range = keep_range
         self.validation_fraction = validation_fraction
         self.max_search_iter = max_search_iter
         self.tol = tol
@@ -198,22 +262,37 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
     def _fit(self, X):
         X = validate_numeric(self, X, reset=True, allow_nan=True)
+        self.data_min_, self.data_max_ = observed_range(X)
         self.validation_errors_ = None
-        self.fill_method_ = "vae" if self.fill_method == "auto" else self.fill_method
+        method = "vae" if self.fill_method == "auto" else self.fill_method
+        self.fill_method_ = method
+        self.fill_weights_ = np.tile(FILL_WEIGHTS[method], (X.shape[1], 1))
         if self.fill_method == "auto":
-            seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-            hidden = hide_observed(X, self.validation_fraction, seed)
-            if hidden.any():
-                X_hidden = np.where(hidden, np.nan, X)
-                model = self._new_estimator(X).fit(X_hidden)
-                Y, Y_hidden = model._to_representation(X), model._to_representation(X_hidden)
-                fills = self._fills(model, Y_hidden, FILLS)
-                self.validation_errors_ = {
-                    method: float(np.sqrt(np.mean((fills[method] - Y)[hidden] ** 2)))
-                    for method in FILLS
-                }
-                self.fill_method_ = min(FILLS, key=self.validation_errors_.get)
+            self._stack_on_hidden_entries(X)
         self.estimator_ = self._new_estimator(X).fit(X)
+
+    def _stack_on_hidden_entries(self, X):
+        """Fit X with a share of its observed entries hidden; weigh the fills by how they predict them."""
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        hidden = hide_observed(X, self.validation_fraction, seed)
+        if not hidden.any():
+            return
+        X_hidden = np.where(hidden, np.nan, X)
+        model = self._new_estimator(X).fit(X_hidden)
+        Y, Y_hidden = model._to_representation(X), model._to_representation(X_hidden)
+        # The range check sees only what this fit saw.
+        low, high = observed_range(X_hidden)
+        fills = {method: self._in_range(model, F, low, high)
+                 for method, F in self._fills(model, Y_hidden, ("vae", "ppca")).items()}
+        fills["blend"] = 0.5 * (fills["vae"] + fills["ppca"])
+        fills["mean"] = zero_filled(Y_hidden)
+        self.validation_errors_ = {
+            method: float(np.sqrt(np.mean((fills[method] - Y)[hidden] ** 2))) for method in FILLS
+        }
+        rows, columns = np.nonzero(hidden)
+        both = np.column_stack([fills["vae"][rows, columns], fills["ppca"][rows, columns]])
+        self.fill_weights_ = stacking_weights(both, Y[rows, columns], columns, X.shape[1])
+        self.fill_method_ = "stacked"
 
     def _new_estimator(self, X):
         if self.estimator is None:
@@ -242,34 +321,45 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         model = self.estimator_
         X64 = X.astype(np.float64)
         Y = model._to_representation(X64)
-        filled = self._fills(model, Y, [self.fill_method_])[self.fill_method_]
-        decoded = model._from_representation(filled)
-        out = np.where(missing, decoded, X64)
+        # Each column's hole: its weights times the two fills, each in range;
+        # the weight left over goes to the column mean (0 here).
+        used = [(method, w) for method, w in zip(("vae", "ppca"), self.fill_weights_.T) if w.any()]
+        fills = self._fills(model, Y, [method for method, _ in used])
+        combined = np.zeros_like(Y)
+        for method, w in used:
+            combined += w * self._in_range(model, fills[method], self.data_min_, self.data_max_)
+        decoded = model._from_representation(np.where(np.isnan(Y), combined, Y))
         # A row with nothing observed: the decoded prior mean (z = 0).
         empty = nothing_observed(X)
         if empty.any():
-            prior = model._from_representation(
+            decoded[empty] = model._from_representation(
                 _forward.decode(model.module_, np.zeros((1, model.n_components))))
-            out[empty] = prior
+        if self.keep_range:
+            decoded = np.clip(decoded, self.data_min_, self.data_max_)
+        out = np.where(missing, decoded, X64)
         return out.astype(X.dtype, copy=False)
 
+    def _in_range(self, model, F, low, high):
+        """The model's rows ``F`` with each entry clipped to ``[low, high]`` in data units (``keep_range``)."""
+        if not self.keep_range:
+            return F
+        return model._to_representation(np.clip(model._from_representation(F), low, high))
+
     def _fills(self, model, Y, methods):
-        """``{method: Y with its missing entries (NaN) filled by it}`` for each of ``methods``.
+        """``{method: Y with its missing entries (NaN) filled by it}`` for ``methods`` among "vae", "ppca".
 
         The pPCA fill is the encoder's own input and starts the VAE's latent
-        search; each fill is computed once, however many methods use it.
+        search, so it is computed once for both.
         """
         out = {}
+        if not methods:
+            return out
         with torch_threads(getattr(model, "n_jobs", None)):
-            if "mean" in methods:
-                out["mean"] = zero_filled(Y)  # the standardized column mean
-            if {"ppca", "vae", "blend"} & set(methods):
-                Y_in = model._encoder_input(Y)
+            Y_in = model._encoder_input(Y)
+            if "ppca" in methods:
                 out["ppca"] = Y_in
-            if {"vae", "blend"} & set(methods):
+            if "vae" in methods:
                 out["vae"] = self._map_fill(model, Y, Y_in)
-            if "blend" in methods:
-                out["blend"] = 0.5 * (out["vae"] + out["ppca"])
         return out
 
     def _map_fill(self, model, Y, Y_in):

@@ -75,6 +75,16 @@ def test_missing_fill_ablation_smoke(tmp_path):
     assert "| zero (column mean) |" in md and "| EM pPCA conditional mean (default) |" in md
 
 
+def test_imputer_fill_ablation_smoke(tmp_path):
+    _run_smoke("imputer_fill.py", tmp_path, "--n-jobs", "1")
+    import pandas as pd
+
+    df = pd.read_csv(tmp_path / "imputer_fill_smoke.csv")
+    assert len(df) == 2 and np.isfinite(df.drop(columns=["dataset", "pattern"]).values).all()
+    md = (tmp_path / "imputer_fill_smoke.md").read_text()
+    assert "| MCAR 30% |" in md and "best of four, no range" in md
+
+
 def test_evaluation_benchmark_smoke(tmp_path):
     # iris and wine only (scikit-learn's bundled data), 3 epochs: every part
     # of the script runs, including the grid search and the convergence runs.

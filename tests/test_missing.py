@@ -1,5 +1,6 @@
 """Missing values: every number checked against an independent numpy, scipy or autograd computation."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -12,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from skvae import SphericalClusterVAE, VAE, VAEImputer
+from skvae._imputer import stacking_weights
 from skvae._missing import collapse_loss
 from skvae._networks import NormConstraint
 from skvae._ppca_missing import conditional_fill, fit_ppca_missing
@@ -273,8 +275,9 @@ def test_map_fill_of_a_linear_decoder_is_the_closed_form(data):
     # MAP latent given the observed entries is (B_o'B_o + s2 I)^-1 B_o'(y_o - b_o).
     X, Xh = data
     vae = _quiet(VAE(n_components=2, hidden_layer_sizes=(), random_state=0), Xh)
-    imp = VAEImputer(vae, fill_method="vae", max_search_iter=200, tol=1e-10)
+    imp = VAEImputer(vae, fill_method="vae", keep_range=False, max_search_iter=200, tol=1e-10)
     imp.estimator_, imp.fill_method_, imp.n_features_in_ = vae, "vae", X.shape[1]
+    imp.fill_weights_ = np.tile([1.0, 0.0], (X.shape[1], 1))
     filled = imp.transform(Xh[:30])
     dec = vae.module_.decoder
     B = (dec.head.weight + dec.linear.weight).detach().numpy()
@@ -307,23 +310,84 @@ def test_imputer_keeps_observed_entries_and_beats_the_mean(data):
     assert_array_equal(imp.transform(X), X)
 
 
-def test_imputer_chooses_the_fill_on_hidden_entries(data):
+def test_stacking_weights_match_bounded_least_squares():
+    rng = np.random.default_rng(0)
+    n_features = 4
+    columns = np.repeat(np.arange(n_features), [50, 5, 1, 0][:n_features])
+    fills = rng.normal(size=(columns.size, 2))
+    truth = fills @ [0.7, 0.2] + 0.3 * rng.normal(size=columns.size)
+    # A column of its own, whose unconstrained weights are negative.
+    truth[columns == 1] = fills[columns == 1] @ [-0.5, 1.5]
+
+    def lsq(rows):
+        # Two weights >= 0: the best of the feasible candidates on each face.
+        A, y = fills[rows], truth[rows]
+        faces = [np.linalg.lstsq(A, y, rcond=None)[0], np.zeros(2)]
+        for k in range(2):
+            w = np.zeros(2)
+            w[k] = A[:, k] @ y / (A[:, k] @ A[:, k])
+            faces.append(w)
+        feasible = [w for w in faces if (w >= 0).all()]
+        return min(feasible, key=lambda w: np.sum((A @ w - y) ** 2))
+
+    pooled = lsq(np.ones(columns.size, bool))
+    W = stacking_weights(fills, truth, columns, n_features)
+    for j in range(n_features):
+        n = int(np.sum(columns == j))
+        ref = pooled if n < 2 else (n * lsq(columns == j) + 30 * pooled) / (n + 30)
+        assert_allclose(W[j], ref, atol=1e-8)
+    assert (W >= 0).all()
+
+
+def test_imputer_stacks_the_fills_on_hidden_entries(data):
     X, Xh = data
     imp = _quiet(VAEImputer(SphericalClusterVAE(n_components=2, hidden_layer_sizes=(8,),
                                                 random_state=0), random_state=0), Xh)
     errors = imp.validation_errors_
     assert set(errors) == {"vae", "ppca", "blend", "mean"}
-    assert imp.fill_method_ == min(errors, key=errors.get)
+    assert imp.fill_method_ == "stacked" and imp.fill_weights_.shape == (X.shape[1], 2)
+    assert (imp.fill_weights_ >= 0).all()
     # The mean's error on hidden standardized entries is their root mean square, about 1.
     assert 0.5 < errors["mean"] < 1.5
+    # A stacked hole is the column mean plus each fill's weighted step from it.
+    holes = np.isnan(Xh)
+    single = {}
+    for k, method in enumerate(("vae", "ppca")):
+        one = copy.copy(imp)
+        one.fill_weights_ = np.eye(2)[[k] * X.shape[1]]
+        single[method] = one.transform(Xh)
+    mean, scale = imp.estimator_.shell_.mean_, imp.estimator_.shell_.scale_
+    a, b = imp.fill_weights_.T
+    ref = mean + a * (single["vae"] - mean) + b * (single["ppca"] - mean)
+    ref = np.clip(ref, imp.data_min_, imp.data_max_)
+    assert_allclose(imp.transform(Xh)[holes], np.broadcast_to(ref, Xh.shape)[holes],
+                    rtol=1e-9, atol=1e-9 * scale.max())
     # Explicit fills fit once and are used as asked.
     for method in ("mean", "ppca"):
-        fixed = _quiet(VAEImputer(fill_method=method, random_state=0), Xh)
+        fixed = _quiet(VAEImputer(fill_method=method, keep_range=False, random_state=0), Xh)
         assert fixed.fill_method_ == method and fixed.validation_errors_ is None
     F = fixed.transform(Xh)  # "ppca": the fill model's conditional mean
     Y = fixed.estimator_._to_representation(Xh)
     ref = conditional_fill(fixed.estimator_._fill_ppca, Y) * fixed.estimator_.shell_.scale_
     assert_allclose(F, ref + fixed.estimator_.shell_.mean_, rtol=1e-10, atol=1e-9)
+
+
+def test_imputer_keeps_fills_in_each_column_observed_range(data):
+    X, Xh = data
+    # Rows far outside the data: their conditional means leave the columns' ranges.
+    far = 50.0 * np.nanmax(np.abs(Xh), axis=0) * np.where(np.arange(X.shape[1]) % 2, 1, -1)
+    rows = np.tile(far, (4, 1))
+    rows[np.arange(4), np.arange(4)] = np.nan
+    rows[:, -1] = np.nan
+    free = _quiet(VAEImputer(fill_method="ppca", keep_range=False, random_state=0), Xh)
+    kept = _quiet(VAEImputer(fill_method="ppca", random_state=0), Xh)
+    low, high = np.nanmin(Xh, axis=0), np.nanmax(Xh, axis=0)
+    assert_array_equal(kept.data_min_, low)
+    assert_array_equal(kept.data_max_, high)
+    unclipped, clipped = free.transform(rows), kept.transform(rows)
+    holes = np.isnan(rows)
+    assert ((unclipped < low) | (unclipped > high))[holes].any()
+    assert_allclose(clipped, np.where(holes, np.clip(unclipped, low, high), rows))
 
 
 def test_imputer_keeps_feature_names_and_outputs_pandas(data):
