@@ -278,6 +278,7 @@ def test_map_fill_of_a_linear_decoder_is_the_closed_form(data):
     imp = VAEImputer(vae, fill_method="vae", keep_range=False, max_search_iter=200, tol=1e-10)
     imp.estimator_, imp.fill_method_, imp.n_features_in_ = vae, "vae", X.shape[1]
     imp.fill_weights_ = np.tile([1.0, 0.0], (X.shape[1], 1))
+    imp.data_min_, imp.data_max_ = np.full(X.shape[1], -np.inf), np.full(X.shape[1], np.inf)
     filled = imp.transform(Xh[:30])
     dec = vae.module_.decoder
     B = (dec.head.weight + dec.linear.weight).detach().numpy()

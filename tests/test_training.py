@@ -131,7 +131,7 @@ def test_early_stopping_needs_three_rows():
 def test_n_jobs_sets_torch_threads_for_the_call_only(monkeypatch, n_jobs, expected):
     import joblib
 
-    import skvae._base as fitting
+    import skvae._training_phase as fitting
 
     expected = joblib.cpu_count() if expected == "all" else expected
     seen = []
