@@ -172,7 +172,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         The fill :meth:`transform` uses: ``"stacked"`` for the weights
         learned by ``fill_method="auto"`` (``"vae"`` if X had too few
         observed entries to hide any).
-    fill_weights_ : ndarray of shape (n_features_in_, 2)
+    fill_weights_ : ndarray of shape (`n_features_in_`, 2)
         Each column's weights of the VAE's fill and the pPCA fill, in the
         model's standardized units (the rest goes to the column mean).
     validation_errors_ : dict or None
@@ -180,9 +180,9 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         the four fixed fills on the hidden entries, in the model's
         standardized units (None if X had too few observed entries to hide
         any).
-    data_min_ : ndarray of shape (n_features_in_,)
+    data_min_ : ndarray of shape (`n_features_in_`,)
         Smallest observed value of each column in :term:`fit`.
-    data_max_ : ndarray of shape (n_features_in_,)
+    data_max_ : ndarray of shape (`n_features_in_`,)
         Largest observed value of each column in :term:`fit`.
     n_features_in_ : int
         Number of features seen during :term:`fit`.
