@@ -13,7 +13,7 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from . import _forward
-from ._missing import hide_observed, nothing_observed, zero_filled
+from ._missing import hide_observed, nothing_observed
 from ._runtime import torch_threads
 from ._spherical import SphericalClusterVAE
 from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
@@ -22,11 +22,13 @@ from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
 #: fewer than the features, at most this many (:func:`default_components`).
 MAX_DEFAULT_COMPONENTS = 20
 
-#: The fills ``fill_method="auto"`` compares on hidden entries.
-FILLS = ("vae", "ppca", "blend", "mean")
-#: Each fixed fill as weights of (the VAE's fill, the pPCA fill); the rest of
-#: the weight goes to the column mean (0 in the model's standardized units).
+#: The two fills every filled entry is weighed from.
+STACKED = ("vae", "ppca")
+#: Each fixed fill as weights of the STACKED fills; the rest of the weight
+#: goes to the column mean (0 in the model's standardized units).
 FILL_WEIGHTS = {"vae": (1.0, 0.0), "ppca": (0.0, 1.0), "blend": (0.5, 0.5), "mean": (0.0, 0.0)}
+#: The fixed fills, whose errors ``fill_method="auto"`` reports.
+FILLS = tuple(FILL_WEIGHTS)
 #: ``fill_method="auto"``: a column's own weights count as many hidden
 #: entries as it has; the weights pooled over all columns count as this many
 #: (:func:`stacking_weights`).
@@ -282,16 +284,16 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Y, Y_hidden = model._to_representation(X), model._to_representation(X_hidden)
         # The range check sees only what this fit saw.
         low, high = observed_range(X_hidden)
-        fills = {method: self._in_range(model, F, low, high)
-                 for method, F in self._fills(model, Y_hidden, ("vae", "ppca")).items()}
-        fills["blend"] = 0.5 * (fills["vae"] + fills["ppca"])
-        fills["mean"] = zero_filled(Y_hidden)
-        self.validation_errors_ = {
-            method: float(np.sqrt(np.mean((fills[method] - Y)[hidden] ** 2))) for method in FILLS
-        }
+        fills = self._fills(model, Y_hidden, STACKED)
         rows, columns = np.nonzero(hidden)
-        both = np.column_stack([fills["vae"][rows, columns], fills["ppca"][rows, columns]])
-        self.fill_weights_ = stacking_weights(both, Y[rows, columns], columns, X.shape[1])
+        both = np.column_stack([self._in_range(model, fills[method], low, high)[rows, columns]
+                                for method in STACKED])
+        truth = Y[rows, columns]
+        self.validation_errors_ = {
+            method: float(np.sqrt(np.mean((both @ weights - truth) ** 2)))
+            for method, weights in FILL_WEIGHTS.items()
+        }
+        self.fill_weights_ = stacking_weights(both, truth, columns, X.shape[1])
         self.fill_method_ = "stacked"
 
     def _new_estimator(self, X):
@@ -323,7 +325,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         Y = model._to_representation(X64)
         # Each column's hole: its weights times the two fills, each in range;
         # the weight left over goes to the column mean (0 here).
-        used = [(method, w) for method, w in zip(("vae", "ppca"), self.fill_weights_.T) if w.any()]
+        used = [(method, w) for method, w in zip(STACKED, self.fill_weights_.T) if w.any()]
         fills = self._fills(model, Y, [method for method, _ in used])
         combined = np.zeros_like(Y)
         for method, w in used:
@@ -346,7 +348,7 @@ class VAEImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return model._to_representation(np.clip(model._from_representation(F), low, high))
 
     def _fills(self, model, Y, methods):
-        """``{method: Y with its missing entries (NaN) filled by it}`` for ``methods`` among "vae", "ppca".
+        """``{method: Y with its missing entries (NaN) filled by it}`` for ``methods`` among STACKED.
 
         The pPCA fill is the encoder's own input and starts the VAE's latent
         search, so it is computed once for both.
