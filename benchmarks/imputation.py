@@ -245,13 +245,16 @@ def _geomean(a):
     return float(np.exp(np.mean(np.log(a))))
 
 
+def by_pattern(per_set):
+    """(pattern, its rows) of a table indexed by (pattern, data set), in PATTERNS' order."""
+    present = set(per_set.index.get_level_values(0))
+    return [(pattern, per_set.loc[pattern]) for pattern in PATTERNS if pattern in present]
+
+
 def _medians(per_set, keep):
     """Rows of the table of median errors over the data sets ``keep`` accepts."""
     lines = []
-    for pattern in PATTERNS:
-        if pattern not in per_set.index.get_level_values(0):
-            continue
-        sub = per_set.loc[pattern]
+    for pattern, sub in by_pattern(per_set):
         sub = sub[[keep(s) for s in sub.index]]
         if len(sub):
             med = sub.median()
@@ -287,10 +290,7 @@ def report(rows, sets, seeds, elapsed, n_jobs, check=()):
         out += ["", "Median over all data sets:", "", *head,
                 *_medians(per_set, lambda s: True)]
     wins = []
-    for pattern in PATTERNS:
-        if pattern not in per_set.index.get_level_values(0):
-            continue
-        sub = per_set.loc[pattern]
+    for pattern, sub in by_pattern(per_set):
         below_mean = int((sub["VAEImputer"] < sub["mean"]).sum())
         beat_br = int((sub["VAEImputer"] <= sub["iterative (BayesianRidge)"]).sum())
         beat_knn = int((sub["VAEImputer"] <= sub["knn"]).sum())
@@ -300,10 +300,7 @@ def report(rows, sets, seeds, elapsed, n_jobs, check=()):
             "| pattern | below the mean's | at most BayesianRidge's | at most KNN's |",
             "|---|---:|---:|---:|", *wins]
     out += ["", "Every cell (mean over seeds):", ""]
-    for pattern in PATTERNS:
-        if pattern not in per_set.index.get_level_values(0):
-            continue
-        sub = per_set.loc[pattern]
+    for pattern, sub in by_pattern(per_set):
         out += [f"**{pattern}**", "", "| data set | " + " | ".join(IMPUTERS) + " |",
                 "|---|" + "---:|" * len(IMPUTERS)]
         for ds, r in sub.iterrows():
@@ -374,10 +371,23 @@ def report(rows, sets, seeds, elapsed, n_jobs, check=()):
     return "\n".join(out), df
 
 
-def main(argv=None):
-    p = cli_parser(__doc__)
+def parser(doc):
+    """The command line of this benchmark and of its ablations: --smoke, --output, --n-jobs, --seeds."""
+    p = cli_parser(doc)
     p.add_argument("--n-jobs", type=int, default=2)
     p.add_argument("--seeds", type=int, default=2)
+    return p
+
+
+def ablation_arguments(doc, argv=None):
+    """(arguments, data sets, seeds) of an ablation over parts 1 and 2's data sets."""
+    args = parser(doc).parse_args(argv)
+    return (args, SMOKE_SETS if args.smoke else TUNED + UNTUNED,
+            1 if args.smoke else args.seeds)
+
+
+def main(argv=None):
+    p = parser(__doc__)
     p.add_argument("--datasets", nargs="*", default=None)
     args = p.parse_args(argv)
     sets = SMOKE_SETS if args.smoke else (args.datasets or TUNED + UNTUNED)

@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 import imputation  # noqa: E402
-from _cli import parser as cli_parser, write_report  # noqa: E402
+from _cli import write_report  # noqa: E402
 from _common import one_torch_thread  # noqa: E402
 from _datasets import load  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
@@ -80,10 +80,7 @@ def report(rows, sets, seeds, elapsed, n_jobs):
            "seeds) where the rule is not below the column mean's error.", "",
            "| pattern | " + " | ".join(RULES) + " | column mean |",
            "|---|" + "---:|" * (len(RULES) + 1)]
-    for pattern in imputation.PATTERNS:
-        if pattern not in cells.index.get_level_values(0):
-            continue
-        sub = cells.loc[pattern]
+    for pattern, sub in imputation.by_pattern(cells):
         parts = [f"{sub[r].median():.3f} ({int((sub[r] >= sub['mean']).sum())})" for r in RULES]
         out.append(f"| {pattern} | " + " | ".join(parts) + f" | {sub['mean'].median():.3f} |")
     out += ["", "Every cell (mean over seeds):", "",
@@ -96,12 +93,7 @@ def report(rows, sets, seeds, elapsed, n_jobs):
 
 
 def main(argv=None):
-    p = cli_parser(__doc__)
-    p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--seeds", type=int, default=2)
-    args = p.parse_args(argv)
-    sets = imputation.SMOKE_SETS if args.smoke else imputation.TUNED + imputation.UNTUNED
-    seeds = 1 if args.smoke else args.seeds
+    args, sets, seeds = imputation.ablation_arguments(__doc__, argv)
     patterns = ["MCAR 30%"] if args.smoke else list(imputation.PATTERNS)
     tasks = [(s, pattern, seed) for s in sets for pattern in patterns for seed in range(seeds)]
     t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import imputation  # noqa: E402
 import contextlib  # noqa: E402
 
 from _ablations import mask_as_encoder_input, zero_filled_encoder_input  # noqa: E402
-from _cli import parser as cli_parser, write_report  # noqa: E402
+from _cli import write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 
 FILLS = ["EM pPCA conditional mean (default)", "zero (column mean)",
@@ -44,12 +44,7 @@ def task(args):
 
 
 def main(argv=None):
-    p = cli_parser(__doc__)
-    p.add_argument("--n-jobs", type=int, default=2)
-    p.add_argument("--seeds", type=int, default=2)
-    args = p.parse_args(argv)
-    sets = imputation.SMOKE_SETS if args.smoke else imputation.TUNED + imputation.UNTUNED
-    seeds = 1 if args.smoke else args.seeds
+    args, sets, seeds = imputation.ablation_arguments(__doc__, argv)
     tasks = [(fill, "dr", s, k, seed) for fill in FILLS for s in sets
              for k in imputation.DR_COMPONENTS for seed in range(seeds)]
     tasks += [(fill, "imputation", s, None, seed) for fill in FILLS for s in sets
