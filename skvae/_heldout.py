@@ -105,6 +105,7 @@ class HeldOut:
         self.best = math.inf
         self.best_state = self.start_state = self.rows = self.best_rows = None
         self.best_is_start = False
+        self.best_epoch = 0  # epochs trained to reach best_state (0: the start)
         if fresh:
             self.start_rows, self.start_state = _start_candidate(
                 module, Y, Y_val, self.eps, config, noise_generator, M, M_val
@@ -121,15 +122,16 @@ class HeldOut:
         module.train()
         return float(self.rows.mean()) / self.Y_val.shape[1]
 
-    def keep(self, module):
-        """Remember the module's weights as the best epoch so far."""
+    def keep(self, module, n_epochs):
+        """Remember the module's weights, after ``n_epochs`` epochs, as the best so far."""
         self.best_state = copy.deepcopy(module.state_dict())
         self.best_rows = self.rows
         self.best_is_start = False
+        self.best_epoch = n_epochs
 
     def chosen(self):
-        """(weights to restore or None, whether they are the start's)."""
+        """(weights to restore or None, whether they are the start's, their epochs)."""
         if (self.start_state is not None and not self.best_is_start
                 and not beats_start(self.best_rows, self.start_rows)):
-            return self.start_state, True
-        return self.best_state, self.best_is_start
+            return self.start_state, True, 0
+        return self.best_state, self.best_is_start, self.best_epoch

@@ -49,6 +49,7 @@ class TrainingResult:
     state: dict = None  # optimizer and multiplier, as plain data, to resume training
     n_iter: int = 0
     kept_start: bool = False  # early stopping restored the untrained model
+    best_epoch: int = None  # early stopping: epochs of the restored weights (0: the start)
     converged: bool = False
     feasible: bool = True
 
@@ -262,7 +263,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         if monitored < best:
             best = monitored
             if held_out is not None and multiplier.feasible:
-                held_out.keep(module)
+                held_out.keep(module, result.n_iter)
         if (stall > config.n_iter_no_change and step + 1 >= config.earliest_stop
                 and multiplier.feasible):
             result.converged = True
@@ -270,7 +271,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
     if held_out is not None:
-        state, result.kept_start = held_out.chosen()
+        state, result.kept_start, result.best_epoch = held_out.chosen()
         if state is not None:
             module.load_state_dict(state)
     return _finish(module, optimizer, multiplier, result, config)
