@@ -59,9 +59,12 @@ early_stopping : bool or "auto", default="auto"
     the untrained starting model (probabilistic PCA, with the linear path)
     is a candidate too, so training never returns a model that fits the
     held-out rows worse than its start. ``"auto"`` does this in ``fit``
-    from 20 rows on, and never in ``partial_fit``. The held-out rows are
-    left out of the gradient steps only: the data map, the linear start,
-    any band and the certificate use every row.
+    from 20 rows on, and never in ``partial_fit``; up to 10,000 rows it
+    then starts again and trains on every row for the number of epochs of
+    the kept weights, so that small data sets lose no rows to the hold-out
+    (:ref:`theory`, "The refit on every row"). The held-out rows are left
+    out of the gradient steps only: the data map, the linear start, any
+    band and the certificate use every row.
 """,
     "validation_fraction": """
 validation_fraction : float, default=0.1
@@ -142,8 +145,9 @@ mutual_information_ : float
     "validation_scores_": """
 validation_scores_ : list of float or None
     When the fit held rows out (``early_stopping``), the negative ELBO per
-    feature of the held-out rows at each epoch, with the training rows'
-    decoder variance (higher is better); None otherwise.
+    feature of the held-out rows at each epoch of the run that held them
+    out, with the training rows' decoder variance (higher is better); None
+    otherwise.
 """,
     "best_validation_score_": """
 best_validation_score_ : float or None
@@ -151,7 +155,9 @@ best_validation_score_ : float or None
 """,
     "n_iter_": """
 n_iter_ : int
-    Number of epochs run (over all ``partial_fit`` calls and warm starts).
+    Number of epochs that trained the returned weights (over all
+    ``partial_fit`` calls and warm starts); with the refit of
+    ``early_stopping="auto"``, the epochs the held-out rows chose.
 """,
     "n_samples_seen_": """
 n_samples_seen_ : int

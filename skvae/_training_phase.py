@@ -85,7 +85,9 @@ class TrainingPhaseMixin:
         """(TrainingResult, TrainingConfig) of the minibatch epochs on ``run.Y_fit``.
 
         Where :meth:`_refits`, the weights go back to the start and train
-        again on every row for the epochs that the held-out rows chose.
+        again on every row for the epochs that the held-out rows chose; if
+        the constraint fails at the end of that run, the held-out run's
+        weights stay.
         """
         # The encoder sees filled rows; the loss counts observed entries (M).
         Y_fit, M_fit = run.Y_fit_in, observed(run.Y_fit)[1]
@@ -99,16 +101,23 @@ class TrainingPhaseMixin:
             return result, config
         # The same batches and step size, now over every row; the epochs are
         # those of the chosen weights, so no stopping rule runs.
+        chosen = copy.deepcopy(run.module.state_dict())
         run.module.load_state_dict(start)
         n_epochs = result.best_epoch
-        config = dataclasses.replace(
+        refit_config = dataclasses.replace(
             config, max_iter=n_epochs, earliest_stop=max(config.earliest_stop, n_epochs),
             observed_per_row=None if run.M is None else observed_per_row(run.M, run.M.shape[1]),
         )
-        refit = self._loop(run, config, run.Y_in, run.M, None, None, "refit on every row")
+        refit = self._loop(run, refit_config, run.Y_in, run.M, None, None,
+                           "refit on every row")
+        if not refit.feasible:
+            # Weights that break the reconstruction constraint never replace
+            # the held-out run's, which met it.
+            run.module.load_state_dict(chosen)
+            return result, config
         refit.validation_scores, refit.converged = result.validation_scores, result.converged
         refit.best_epoch = n_epochs
-        return refit, config
+        return refit, refit_config
 
     def _loop(self, run, config, Y, M, Y_val, M_val, label=None):
         """TrainingResult of :func:`train` on rows ``Y`` (numpy), reported to ``run.progress``."""

@@ -122,6 +122,79 @@ def test_early_stopping_holds_out_rows_and_restores_the_best_epoch(Est):
     assert plain.validation_scores_ is None and plain.best_validation_score_ is None
 
 
+def _spy_on_train(monkeypatch):
+    """Record (rows, held-out rows, max_iter, epochs run) of every call of the loop."""
+    import skvae._training_phase as phase
+
+    calls, real_train = [], phase.train
+
+    def spy(module, Y, config, **kwargs):
+        result = real_train(module, Y, config, **kwargs)
+        Y_val = kwargs.get("Y_val")
+        calls.append((Y.shape[0], None if Y_val is None else Y_val.shape[0],
+                      config.max_iter, result.n_iter))
+        return result
+
+    monkeypatch.setattr(phase, "train", spy)
+    return calls
+
+
+@pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
+def test_auto_early_stopping_trains_again_on_every_row(monkeypatch, Est):
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
+    calls = _spy_on_train(monkeypatch)
+    params = dict(random_state=0, hidden_layer_sizes=(16,), max_iter=60, n_iter_no_change=5)
+    if Est is SphericalClusterVAE:
+        params["n_clusters"] = 3
+    est = _fit(Est(**params), X)
+    # First the 270 rows with 30 held out, then all 300 for the epochs of
+    # the best held-out score (no constraint binds on these blobs).
+    (n_fit, n_val, _, ran), (n_all, no_val, refit_epochs, refit_ran) = calls
+    assert (n_fit, n_val, n_all, no_val) == (270, 30, 300, None)
+    scores = np.asarray(est.validation_scores_)
+    assert len(scores) == ran
+    assert refit_epochs == refit_ran == est.n_iter_ == np.argmax(scores) + 1
+    assert len(est.loss_curve_) == est.n_iter_
+
+
+def test_early_stopping_true_and_large_data_keep_the_best_held_out_epoch(monkeypatch):
+    import skvae._training_phase as phase
+
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
+    params = dict(random_state=0, hidden_layer_sizes=(16,), max_iter=60, n_iter_no_change=5)
+    calls = _spy_on_train(monkeypatch)
+    _fit(VAE(early_stopping=True, **params), X)
+    assert [c[:2] for c in calls] == [(270, 30)]
+    calls.clear()
+    monkeypatch.setattr(phase, "AUTO_REFIT_MAX_ROWS", 299)
+    _fit(VAE(**params), X)
+    assert [c[:2] for c in calls] == [(270, 30)]
+
+
+def test_a_refit_that_breaks_the_constraint_keeps_the_held_out_runs_weights(monkeypatch):
+    import skvae._training_phase as phase
+
+    X, _ = make_blobs(n_samples=300, n_features=6, centers=3, random_state=0)
+    params = dict(random_state=0, hidden_layer_sizes=(16,), max_iter=60, n_iter_no_change=5,
+                  n_clusters=3)
+    held_out_only = _fit(SphericalClusterVAE(early_stopping=True, **params), X)
+    real_train, calls = phase.train, []
+
+    def infeasible_refit(module, Y, config, **kwargs):
+        result = real_train(module, Y, config, **kwargs)
+        calls.append(kwargs.get("Y_val") is None)
+        if kwargs.get("Y_val") is None:  # the refit on every row
+            result.feasible = False
+        return result
+
+    monkeypatch.setattr(phase, "train", infeasible_refit)
+    est = _fit(SphericalClusterVAE(**params), X)
+    assert calls == [False, True]
+    # The held-out run is the early_stopping=True fit, draw for draw.
+    assert_allclose(est.transform(X), held_out_only.transform(X))
+    assert est.n_iter_ == held_out_only.n_iter_
+
+
 def test_early_stopping_needs_three_rows():
     with pytest.raises(ValueError, match="at least 3 rows"):
         VAE(early_stopping=True).fit(np.array([[0.0, 1.0], [1.0, 0.0]]))
@@ -151,7 +224,8 @@ def test_n_jobs_sets_torch_threads_for_the_call_only(monkeypatch, n_jobs, expect
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             est.fit(X)
-        assert seen == [expected]
+        # Two calls where early_stopping="auto" trains again on every row.
+        assert seen and set(seen) == {expected}
         assert torch.get_num_threads() == other
         est.transform(X)
         assert torch.get_num_threads() == other
