@@ -321,9 +321,14 @@ class _BaseVAE(
         # another order); eval mode makes the output layer's norms overflow-safe.
         module = run.module.double().eval()
         if self.decoder_variance == "learned":
-            # The maximum-likelihood variance: squared error per observed entry.
+            # The maximum-likelihood variance: squared error per observed entry,
+            # on the training rows, or where rows were held out, at least the
+            # held-out rows' less two standard errors (docs/theory.rst).
             decoder_variance = (max(cert.reconstruction_loss, config.recon_floor)
                                 / observed_per_row(run.M, run.Y.shape[1]))
+            if result.heldout_variance is not None:
+                heldout, se = result.heldout_variance
+                decoder_variance = max(decoder_variance, heldout - 2.0 * se)
         else:
             decoder_variance = float(self.decoder_variance)
         with run.progress.phase("posterior diagnostics", "diagnostics", report=False):

@@ -12,7 +12,9 @@ from ._networks import kl_elementwise
 
 @torch.no_grad()
 def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val=None):
-    """Negative beta-ELBO of each held-out row (numpy), noise drawn once so that epochs compare.
+    """(negative beta-ELBO, squared error, observed entries) of each held-out row (numpy).
+
+    The noise is drawn once, so that epochs compare.
 
     With the learned decoder variance the variance is the one ``score``
     uses, the maximum-likelihood value on the training rows,
@@ -39,7 +41,22 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val
         rows = 0.5 * n_obs * math.log(variance) + sq / (2.0 * variance) + kl
     else:
         rows = sq / (2.0 * config.decoder_variance) + kl
-    return rows.cpu().numpy()
+    n_obs = np.broadcast_to(np.asarray(n_obs.cpu().numpy() if torch.is_tensor(n_obs) else n_obs,
+                                       dtype=float), (Y_val.shape[0],))
+    return rows.cpu().numpy(), sq.cpu().numpy(), n_obs
+
+
+def heldout_variance(sq, n_obs):
+    """(squared error per observed entry of held-out rows, its standard error).
+
+    The ratio estimator ``sum(sq) / sum(n_obs)`` over the rows; its standard
+    error by the delta method, from the rows' residuals ``sq_i - v n_i``.
+    """
+    v = float(sq.sum() / n_obs.sum())
+    if sq.size < 2:
+        return v, math.inf
+    se = float(np.std(sq - v * n_obs, ddof=1) / (n_obs.mean() * math.sqrt(sq.size)))
+    return v, se
 
 
 def beats_start(rows, start_rows, n_se=2.0):
@@ -78,11 +95,11 @@ def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator, M=None,
     """
     module.eval()
     start_R = _reconstruction_loss(module, Y, noise_generator, M)
-    rows = _validation_rows(module, Y_val, eps_val, config, start_R, M_val)
+    rows, sq, n_obs = _validation_rows(module, Y_val, eps_val, config, start_R, M_val)
     feasible = config.constraint is None or start_R <= config.constraint.target
     if not (feasible and np.isfinite(rows).all()):
-        return rows, None
-    return rows, copy.deepcopy(module.state_dict())
+        return (rows, sq, n_obs), None
+    return (rows, sq, n_obs), copy.deepcopy(module.state_dict())
 
 
 class HeldOut:
@@ -104,10 +121,11 @@ class HeldOut:
         )
         self.best = math.inf
         self.best_state = self.start_state = self.rows = self.best_rows = None
+        self.sq = self.best_sq = self.start_sq = None
         self.best_is_start = False
         self.best_epoch = 0  # epochs trained to reach best_state (0: the start)
         if fresh:
-            self.start_rows, self.start_state = _start_candidate(
+            (self.start_rows, self.start_sq, self.n_obs), self.start_state = _start_candidate(
                 module, Y, Y_val, self.eps, config, noise_generator, M, M_val
             )
             if self.start_state is not None:
@@ -117,15 +135,15 @@ class HeldOut:
     def objective(self, module, train_reconstruction):
         """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
         module.eval()
-        self.rows = _validation_rows(module, self.Y_val, self.eps, self.config,
-                                     train_reconstruction, self.M_val)
+        self.rows, self.sq, self.n_obs = _validation_rows(
+            module, self.Y_val, self.eps, self.config, train_reconstruction, self.M_val)
         module.train()
         return float(self.rows.mean()) / self.Y_val.shape[1]
 
     def keep(self, module, n_epochs):
         """Remember the module's weights, after ``n_epochs`` epochs, as the best so far."""
         self.best_state = copy.deepcopy(module.state_dict())
-        self.best_rows = self.rows
+        self.best_rows, self.best_sq = self.rows, self.sq
         self.best_is_start = False
         self.best_epoch = n_epochs
 
@@ -135,3 +153,9 @@ class HeldOut:
                 and not beats_start(self.best_rows, self.start_rows)):
             return self.start_state, True, 0
         return self.best_state, self.best_is_start, self.best_epoch
+
+    def variance(self, kept_start):
+        """:func:`heldout_variance` of the weights the fit keeps: the start, the best
+        epoch, or (no feasible epoch) the last one."""
+        sq = self.start_sq if (kept_start or self.best_is_start) else self.best_sq
+        return heldout_variance(self.sq if sq is None else sq, self.n_obs)

@@ -50,6 +50,8 @@ class TrainingResult:
     n_iter: int = 0
     kept_start: bool = False  # early stopping restored the untrained model
     best_epoch: int = None  # early stopping: epochs of the restored weights (0: the start)
+    #: early stopping: (squared error per observed entry, its SE) of the held-out rows
+    heldout_variance: tuple = None
     converged: bool = False
     feasible: bool = True
 
@@ -272,6 +274,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         result.converged = multiplier.feasible
     if held_out is not None:
         state, result.kept_start, result.best_epoch = held_out.chosen()
+        result.heldout_variance = held_out.variance(result.kept_start)
         if state is not None:
             module.load_state_dict(state)
     return _finish(module, optimizer, multiplier, result, config)

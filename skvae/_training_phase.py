@@ -116,7 +116,7 @@ class TrainingPhaseMixin:
             run.module.load_state_dict(chosen)
             return result, config
         refit.validation_scores, refit.converged = result.validation_scores, result.converged
-        refit.best_epoch = n_epochs
+        refit.best_epoch, refit.heldout_variance = n_epochs, result.heldout_variance
         return refit, refit_config
 
     def _loop(self, run, config, Y, M, Y_val, M_val, label=None):
