@@ -128,7 +128,11 @@ collapse_certified_ : bool
 """,
     "decoder_variance_": """
 decoder_variance_ : float
-    Decoder variance used by :meth:`score_samples`.
+    Decoder variance used by :meth:`score_samples`: a fixed
+    ``decoder_variance`` as given; the learned one is the training rows'
+    squared error per observed entry, or where the fit held rows out, the
+    held-out rows' less two standard errors if that is larger
+    (:ref:`theory`, "The score's decoder variance").
 """,
     "active_units_": """
 active_units_ : int

@@ -287,3 +287,36 @@ def test_fitted_batch_rate_and_phase_times(Est):
     # partial_fit reports its own call's phases only: no data map after the first.
     est.partial_fit(X[:100]).partial_fit(X[100:200])
     assert "data map" not in est.fit_times_ and "training" in est.fit_times_
+
+
+def test_heldout_variance_is_the_ratio_estimator_with_its_bootstrap_spread():
+    from skvae._heldout import heldout_variance
+
+    rng = np.random.default_rng(0)
+    n_obs = rng.integers(3, 9, size=400).astype(float)  # rows with holes
+    sq = n_obs * rng.gamma(2.0, 0.5, size=400)
+    v, se = heldout_variance(sq, n_obs)
+    assert v == pytest.approx(sq.sum() / n_obs.sum(), rel=1e-12)
+    boot = [sq[i].sum() / n_obs[i].sum()
+            for i in rng.integers(0, 400, size=(2000, 400))]
+    assert se == pytest.approx(np.std(boot), rel=0.1)
+    assert heldout_variance(sq[:1], n_obs[:1])[1] == np.inf
+
+
+@pytest.mark.parametrize("Est", [SphericalClusterVAE, VAE])
+def test_decoder_variance_is_at_least_the_held_out_error_less_two_se(monkeypatch, Est):
+    import skvae._heldout as heldout
+
+    X, _ = make_blobs(n_samples=200, n_features=6, centers=3, random_state=0)
+    params = dict(n_components=2, hidden_layer_sizes=(16,), random_state=0, max_iter=20)
+    plain = _fit(Est(early_stopping=False, **params), X)
+    assert plain.decoder_variance_ == pytest.approx(plain.reconstruction_loss_ / 6, rel=1e-12)
+    held = _fit(Est(**params), X)
+    training = held.reconstruction_loss_ / 6
+    assert held.decoder_variance_ >= training
+    # The rule, with the held-out measurement replaced by known numbers.
+    for measured, expected in [((5.0 * training, 0.5 * training), 4.0 * training),
+                               ((5.0 * training, 3.0 * training), training)]:
+        monkeypatch.setattr(heldout, "heldout_variance", lambda sq, n_obs, m=measured: m)
+        est = _fit(Est(**params), X)
+        assert est.decoder_variance_ == pytest.approx(expected, rel=1e-9)
