@@ -57,9 +57,15 @@ def test_phases_epochs_and_verdict_in_order(X, capsys):
 def test_verbose_2_prints_every_epoch_and_the_stop_reason(X, capsys):
     est = _fit(VAE(max_iter=300, verbose=2, **SMALL), X)
     out = capsys.readouterr().out
-    assert len(re.findall(r"\] epoch \d+/300 ", out)) == est.n_iter_
-    reason = "stopping rule met" if est.n_iter_ < 300 else "reached max_iter"
-    assert f"training: {est.n_iter_} epochs in " in out and reason in out
+    # The run on the rows left after the hold-out, then (early_stopping="auto")
+    # the refit on every row for the epochs it chose: each prints its epochs.
+    runs = re.findall(r"training: (\d+) epochs in [^(]*\(([^)]*)\)", out)
+    assert len(re.findall(r"\] epoch \d+/300 ", out)) == int(runs[0][0])
+    assert int(runs[0][0]) == len(est.validation_scores_)
+    reason = "stopping rule met" if int(runs[0][0]) < 300 else "reached max_iter"
+    assert runs[0][1] == reason
+    assert runs[-1] == (str(est.n_iter_), "refit on every row")
+    assert len(re.findall(rf"\] epoch \d+/{est.n_iter_} ", out)) == est.n_iter_
 
 
 def test_terminal_gets_a_tqdm_bar(X, capsys, monkeypatch):
