@@ -12,7 +12,7 @@ from ._networks import kl_elementwise
 
 @torch.no_grad()
 def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val=None):
-    """(negative beta-ELBO, squared error, observed entries) of each held-out row (numpy).
+    """(negative beta-ELBO, squared error) of each held-out row (numpy).
 
     The noise is drawn once, so that epochs compare.
 
@@ -41,9 +41,7 @@ def _validation_rows(module, Y_val, eps_val, config, train_reconstruction, M_val
         rows = 0.5 * n_obs * math.log(variance) + sq / (2.0 * variance) + kl
     else:
         rows = sq / (2.0 * config.decoder_variance) + kl
-    n_obs = np.broadcast_to(np.asarray(n_obs.cpu().numpy() if torch.is_tensor(n_obs) else n_obs,
-                                       dtype=float), (Y_val.shape[0],))
-    return rows.cpu().numpy(), sq.cpu().numpy(), n_obs
+    return rows.cpu().numpy(), sq.cpu().numpy()
 
 
 def heldout_variance(sq, n_obs):
@@ -95,11 +93,11 @@ def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator, M=None,
     """
     module.eval()
     start_R = _reconstruction_loss(module, Y, noise_generator, M)
-    rows, sq, n_obs = _validation_rows(module, Y_val, eps_val, config, start_R, M_val)
+    rows, sq = _validation_rows(module, Y_val, eps_val, config, start_R, M_val)
     feasible = config.constraint is None or start_R <= config.constraint.target
     if not (feasible and np.isfinite(rows).all()):
-        return (rows, sq, n_obs), None
-    return (rows, sq, n_obs), copy.deepcopy(module.state_dict())
+        return (rows, sq), None
+    return (rows, sq), copy.deepcopy(module.state_dict())
 
 
 class HeldOut:
@@ -122,10 +120,13 @@ class HeldOut:
         self.best = math.inf
         self.best_state = self.start_state = self.rows = self.best_rows = None
         self.sq = self.best_sq = self.start_sq = None
+        # Observed entries of each held-out row, for the held-out variance.
+        self.n_obs = (np.full(Y_val.shape[0], float(Y_val.shape[1])) if M_val is None
+                      else M_val.sum(dim=1).double().cpu().numpy())
         self.best_is_start = False
         self.best_epoch = 0  # epochs trained to reach best_state (0: the start)
         if fresh:
-            (self.start_rows, self.start_sq, self.n_obs), self.start_state = _start_candidate(
+            (self.start_rows, self.start_sq), self.start_state = _start_candidate(
                 module, Y, Y_val, self.eps, config, noise_generator, M, M_val
             )
             if self.start_state is not None:
@@ -135,7 +136,7 @@ class HeldOut:
     def objective(self, module, train_reconstruction):
         """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
         module.eval()
-        self.rows, self.sq, self.n_obs = _validation_rows(
+        self.rows, self.sq = _validation_rows(
             module, self.Y_val, self.eps, self.config, train_reconstruction, self.M_val)
         module.train()
         return float(self.rows.mean()) / self.Y_val.shape[1]
@@ -156,6 +157,6 @@ class HeldOut:
 
     def variance(self, kept_start):
         """:func:`heldout_variance` of the weights the fit keeps: the start, the best
-        epoch, or (no feasible epoch) the last one."""
-        sq = self.start_sq if (kept_start or self.best_is_start) else self.best_sq
+        epoch, or (no feasible epoch) the last one; ``kept_start`` as :meth:`chosen` says."""
+        sq = self.start_sq if kept_start else self.best_sq
         return heldout_variance(self.sq if sq is None else sq, self.n_obs)

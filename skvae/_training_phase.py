@@ -17,6 +17,11 @@ AUTO_EARLY_STOPPING_MIN_ROWS = 20
 AUTO_REFIT_MAX_ROWS = 10_000
 
 
+def _entries_per_row(M):
+    """Mean observed entries per row of mask ``M``; None for complete rows (M None)."""
+    return None if M is None else observed_per_row(M, M.shape[1])
+
+
 class TrainingPhaseMixin:
     """Hold out rows and run the minibatch epochs of a fit (``_BaseVAE``'s phases).
 
@@ -77,7 +82,7 @@ class TrainingPhaseMixin:
             recon_floor=1e-9 * run.total_variance,
             progress=run.progress,
             first_epoch=self.n_iter_ if run.resume else 0,
-            observed_per_row=None if M is None else observed_per_row(M, M.shape[1]),
+            observed_per_row=_entries_per_row(M),
             **self._schedule(),
         )
 
@@ -106,7 +111,7 @@ class TrainingPhaseMixin:
         n_epochs = result.best_epoch
         refit_config = dataclasses.replace(
             config, max_iter=n_epochs, earliest_stop=max(config.earliest_stop, n_epochs),
-            observed_per_row=None if run.M is None else observed_per_row(run.M, run.M.shape[1]),
+            observed_per_row=_entries_per_row(run.M),
         )
         refit = self._loop(run, refit_config, run.Y_in, run.M, None, None,
                            "refit on every row")
