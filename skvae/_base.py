@@ -34,6 +34,11 @@ from ._training import diverged
 from ._training_phase import TrainingPhaseMixin
 from ._validation import fit_or_restore, validate_numeric
 
+#: The score's broad outlier component has this many times the training rows'
+#: variance per entry about their mean (docs/theory.rst, "The score's outlier
+#: component").
+OUTLIER_SCALE = 4.0
+
 #: Upper bound of the real parameters that enter float32 training arithmetic
 #: (learning rate, beta, free bits, a fixed decoder variance): beyond it a
 #: value or its square no longer fits in float32.
@@ -61,6 +66,7 @@ class _BaseVAE(
             StrOptions({"learned"}),
             Interval(numbers.Real, 1 / FLOAT32_SAFE, FLOAT32_SAFE, closed="both"),
         ],
+        "outlier_weight": [Interval(numbers.Real, 0, 1, closed="left")],
         "hidden_layer_sizes": ["array-like"],
         "activation": [StrOptions(set(_ACTIVATIONS))],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -357,6 +363,9 @@ class _BaseVAE(
             collapse_certified_=cert.certified,
             explained_fraction_=1.0 - cert.reconstruction_loss / run.total_variance,
             decoder_variance_=decoder_variance,
+            outlier_variance_=max(
+                OUTLIER_SCALE * run.total_variance / run.Y.shape[1], decoder_variance
+            ),
             **diagnostics,
             # Adam's moments (2x the weights) are kept only where they will be used.
             _training_state=result.state if run.incremental or self.warm_start else None,

@@ -8,6 +8,18 @@ PARAMETERS = {
 n_components : int, default=2
     Dimension of the latent space.
 """,
+    "outlier_weight": """
+outlier_weight : float in [0, 1), default=0.01
+    Weight ``w`` of a broad component in the observation model that
+    :meth:`score_samples` uses: ``p(y | z) = (1 - w) N(y; y_hat(z),
+    sigma^2 I) + w N(y; y_hat(z), s^2 I)``, with ``sigma^2 =
+    decoder_variance_`` and ``s^2 = outlier_variance_``. A row unlike every
+    training row (a county at a hundred standard deviations) then costs what
+    the broad component charges instead of dominating the mean score; any
+    other row loses at most ``-log(1 - w)`` nats. 0 gives the plain
+    Gaussian ELBO. Training does not use it (:ref:`theory`, "The score's
+    outlier component").
+""",
     "hidden_layer_sizes": """
 hidden_layer_sizes : array-like of int, default=(128, 64)
     Widths of the encoder's hidden layers; the decoder mirrors them. An
@@ -133,6 +145,12 @@ decoder_variance_ : float
     squared error per observed entry, or where the fit held rows out, the
     held-out rows' less two standard errors if that is larger
     (:ref:`theory`, "The score's decoder variance").
+""",
+    "outlier_variance_": """
+outlier_variance_ : float
+    Variance per entry of the score's broad component (``outlier_weight``):
+    four times the training rows' variance per entry about their mean in
+    the modelled space, and at least ``decoder_variance_``.
 """,
     "active_units_": """
 active_units_ : int

@@ -69,22 +69,30 @@ def decode(module, Z):
     return np.concatenate(out) if out else np.empty((0, 0))
 
 
-@torch.no_grad()
-def elbo(module, Y, eps, decoder_variance, Y_in=None):
-    """Per-row ELBO of ``Y`` under the Gaussian decoder, in nats.
+def _log_normal(sq, n_obs, variance):
+    """log N(y; y_hat, variance I) of rows with squared error ``sq`` over ``n_obs`` entries."""
+    return -0.5 * n_obs * math.log(2 * math.pi * variance) - sq / (2.0 * variance)
 
-    ``E_q[log N(y; y_hat(z), sigma^2 I)] - KL(q(z|x) || p(z))``, the
-    expectation taken over the fixed noise rows ``eps`` (shape
-    ``(n_draws, n_components)``) so that a row's value does not depend on the
-    other rows passed with it. With missing entries (NaN) it is the ELBO of
-    the observed entries: the likelihood runs over them only, and the
-    encoder sees ``Y_in`` (the filled rows; default: zero-filled).
+
+@torch.no_grad()
+def elbo(module, Y, eps, decoder_variance, Y_in=None, outlier=None):
+    """Per-row ELBO of ``Y`` under the decoder's observation model, in nats.
+
+    ``E_q[log p(y | z)] - KL(q(z|x) || p(z))``, the expectation taken over
+    the fixed noise rows ``eps`` (shape ``(n_draws, n_components)``) so that
+    a row's value does not depend on the other rows passed with it. The
+    observation model is ``N(y; y_hat(z), sigma^2 I)``, or with ``outlier =
+    (w, s2)`` the two-component mixture ``(1 - w) N(y; y_hat(z), sigma^2 I) +
+    w N(y; y_hat(z), s2 I)`` (docs/theory.rst, "The score's outlier
+    component"). With missing entries (NaN) it is the ELBO of the observed
+    entries: the likelihood runs over them only, and the encoder sees
+    ``Y_in`` (the filled rows; default: zero-filled).
     """
     n_features = Y.shape[1]
-    log_norm = -0.5 * n_features * math.log(2 * math.pi * decoder_variance)
     out = np.empty(Y.shape[0])
     eps_t = _as_tensor(eps, module)
     rows = max(1, CHUNK_ROWS // eps.shape[0])
+    weight, broad = (0.0, None) if outlier is None else outlier
     for start in range(0, Y.shape[0], rows):
         Y0, M = observed(Y[start : start + rows])
         y = _as_tensor(Y0, module)
@@ -93,13 +101,17 @@ def elbo(module, Y, eps, decoder_variance, Y_in=None):
         z = mu[:, None, :] + torch.exp(0.5 * logvar)[:, None, :] * eps_t[None]
         y_hat = module.decoder(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:2], -1)
         d = y[:, None, :] - y_hat
-        row_log_norm = log_norm
+        n_obs = n_features
         if M is not None:
             m = _as_tensor(M, module)
             d = d * m[:, None, :]
-            row_log_norm = log_norm / n_features * m.sum(dim=1)[:, None]
+            n_obs = m.sum(dim=1)[:, None]
         sq = d.pow(2).sum(dim=-1)
-        loglik = (row_log_norm - sq / (2.0 * decoder_variance)).mean(dim=1)
+        loglik = _log_normal(sq, n_obs, decoder_variance)
+        if weight > 0:
+            loglik = torch.logaddexp(
+                math.log1p(-weight) + loglik, math.log(weight) + _log_normal(sq, n_obs, broad)
+            )
         kl = kl_elementwise(mu, logvar).sum(dim=1)
-        out[start : start + y.shape[0]] = (loglik - kl).double().cpu().numpy()
+        out[start : start + y.shape[0]] = (loglik.mean(dim=1) - kl).double().cpu().numpy()
     return out

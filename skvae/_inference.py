@@ -210,7 +210,8 @@ class InferenceMixin(TransformerMixin, metaclass=ABCMeta):
     def _score_block(self, X):
         Y = self._to_representation(X)
         elbo = _forward.elbo(self.module_, Y, self._score_eps, self.decoder_variance_,
-                             Y_in=self._encoder_input(Y))
+                             Y_in=self._encoder_input(Y),
+                             outlier=(self.outlier_weight, self.outlier_variance_))
         # Nothing observed: q = the prior gives ELBO 0 = log p(no observation).
         elbo[nothing_observed(X)] = 0.0
         return elbo + self._log_abs_det_jacobian(X)

@@ -80,7 +80,7 @@ class SphericalClusterVAE(_BaseVAE):
         positive float fixes ``sigma^2`` in the modelled space's units
         (standardized units by default), the conventional setting in which
         VAEs collapse for large ``sigma^2``.
-    {{hidden_layer_sizes activation linear_path max_iter batch_size learning_rate_init tol}}
+    {{outlier_weight hidden_layer_sizes activation linear_path max_iter batch_size learning_rate_init tol}}
     n_iter_no_change : int, default=10
         Training stops after this many epochs without improvement, provided
         the moving-average reconstruction loss is under ``tau``.
@@ -116,7 +116,7 @@ class SphericalClusterVAE(_BaseVAE):
         collapse; this says how much the model captures.
     lagrange_multiplier_ : float
         Final value of the constraint's multiplier (1e-3 means inactive).
-    {{decoder_variance_ active_units_ kl_per_dimension_ mutual_information_}}
+    {{decoder_variance_ outlier_variance_ active_units_ kl_per_dimension_ mutual_information_}}
     shell_radius_range_ : tuple of float
         Smallest and largest norm of the training rows in the modelled
         space; with the paper's map, decoded norms are clipped into it
@@ -191,6 +191,7 @@ class SphericalClusterVAE(_BaseVAE):
         # the shell and the feasible band
         n_clusters=8, shell_map="identity", r_min="auto", r_max="auto", beta=1.0,
         margin=DEFAULT_MARGIN, anchor=DEFAULT_ANCHOR, decoder_variance="learned",
+        outlier_weight=0.01,
         # the networks
         hidden_layer_sizes=(128, 64), activation="relu", linear_path=True,
         # training and stopping

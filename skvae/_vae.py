@@ -52,7 +52,7 @@ class VAE(_BaseVAE):
         a positive float fixes ``sigma^2`` in standardized units (the model
         collapses when it exceeds the largest eigenvalue of the standardized
         covariance, Lucas et al. 2019).
-    {{hidden_layer_sizes activation linear_path}}
+    {{outlier_weight hidden_layer_sizes activation linear_path}}
     kl_annealing : {"linear", "cyclical"} or None, default=None
         KL-weight schedule: ``"linear"`` warm-up (Bowman et al., 2016) or
         ``"cyclical"`` (Fu et al., 2019); see ``annealing_epochs``.
@@ -86,7 +86,7 @@ class VAE(_BaseVAE):
     {{reconstruction_loss_ reconstruction_loss_se_ collapse_certified_}}
     explained_fraction_ : float
         ``1 - reconstruction_loss_ / total_variance_``.
-    {{decoder_variance_ active_units_ kl_per_dimension_ mutual_information_}}
+    {{decoder_variance_ outlier_variance_ active_units_ kl_per_dimension_ mutual_information_}}
     loss_curve_ : list of float
         Negative beta-ELBO of each epoch (with the epoch's KL weight).
     {{validation_scores_ best_validation_score_ n_iter_ n_samples_seen_ n_partial_fit_calls_ device_ batch_size_ learning_rate_ fit_times_ module_ n_features_in_ feature_names_in_}}
@@ -129,6 +129,7 @@ class VAE(_BaseVAE):
 
     def __init__(
         self, n_components=2, *, beta=1.0, decoder_variance="learned",
+        outlier_weight=0.01,
         # the networks
         hidden_layer_sizes=(128, 64), activation="relu", linear_path=True,
         # remedies for collapse

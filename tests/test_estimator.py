@@ -174,12 +174,17 @@ def test_score_samples_matches_independent_elbo(fitted):
     with torch.no_grad():
         mu, logvar = (t.numpy() for t in est.module_.encoder(torch.as_tensor(Y)))
     std = np.exp(0.5 * logvar)
-    sigma = np.sqrt(est.decoder_variance_)
+    sigma, broad = np.sqrt(est.decoder_variance_), np.sqrt(est.outlier_variance_)
+    w = est.outlier_weight
+    assert 0 < w < 1
     loglik = []
     for eps in est._score_eps:
         with torch.no_grad():
             y_hat = est.module_.decoder(torch.as_tensor(mu + std * eps)).numpy()
-        loglik.append(norm.logpdf(Y, loc=y_hat, scale=sigma).sum(axis=1))
+        # The observation model's two components (docs/theory.rst).
+        loglik.append(np.logaddexp(
+            np.log1p(-w) + norm.logpdf(Y, loc=y_hat, scale=sigma).sum(axis=1),
+            np.log(w) + norm.logpdf(Y, loc=y_hat, scale=broad).sum(axis=1)))
     kl = 0.5 * np.sum(mu**2 + std**2 - 1 - logvar, axis=1)
     if isinstance(est, SphericalClusterVAE):
         log_det = est.shell_.log_abs_det_jacobian(Xq)
@@ -189,6 +194,42 @@ def test_score_samples_matches_independent_elbo(fitted):
     assert_allclose(est.score_samples(Xq), expected, rtol=1e-9)
     assert est.score(Xq) == pytest.approx(expected.mean())
     assert_array_equal(est.score_samples(Xq), est.score_samples(Xq))
+
+
+def test_outlier_component_bounds_the_score_of_far_and_typical_rows(fitted):
+    # Per noise draw, logaddexp(log(1 - w) + a, log(w) + b) lies between
+    # max(log(1 - w) + a, log(w) + b) and that plus log 2, where a and b are
+    # the two Gaussians' log-densities: so a typical row loses at most
+    # -log(1 - w) against the plain ELBO (w = 0), and a row far from the data
+    # scores at least log(w) plus its ELBO under the broad Gaussian alone.
+    est, X = fitted
+    est = clone(est).set_params(outlier_weight=0.01)
+    est = _quiet_fit(est, X)
+    w = est.outlier_weight
+    far = X.mean(axis=0) + 100 * X.std(axis=0) * np.r_[1.0, -1.0, 1.0, 0.0, 0.0, 1.0]
+    rows = np.r_[X[:30], far[None]]
+    mixed = est.score_samples(rows)
+    plain = clone(est).set_params(outlier_weight=0.0)
+    plain = _quiet_fit(plain, X)
+    gaussian = plain.score_samples(rows)
+    assert np.all(mixed >= gaussian + np.log1p(-w) - 1e-9)
+    assert np.all(mixed[:30] <= gaussian[:30] + np.log(2) + 1e-9)
+    # The broad Gaussian's ELBO of the far row, written out in numpy.
+    Y = est._to_representation(far[None])
+    with torch.no_grad():
+        mu, logvar = (t.numpy() for t in est.module_.encoder(torch.as_tensor(Y)))
+    std, s = np.exp(0.5 * logvar), np.sqrt(est.outlier_variance_)
+    loglik = [norm.logpdf(Y, loc=est.module_.decoder(torch.as_tensor(mu + std * e)).detach()
+                          .numpy(), scale=s).sum() for e in est._score_eps]
+    kl = 0.5 * np.sum(mu**2 + std**2 - 1 - logvar)
+    log_det = (est.shell_.log_abs_det_jacobian(far[None])[0] if isinstance(est, SphericalClusterVAE)
+               else -np.sum(np.log(X.std(axis=0))))
+    broad_elbo = np.mean(loglik) - kl + log_det
+    assert mixed[-1] >= np.log(w) + broad_elbo - 1e-6
+    assert mixed[-1] > gaussian[-1] + 100  # the far row no longer dominates a mean score
+    # The broad variance: four times the modelled rows' variance per entry.
+    assert est.outlier_variance_ == pytest.approx(
+        max(4 * est.total_variance_ / X.shape[1], est.decoder_variance_))
 
 
 def _two_blobs_2d():
@@ -226,7 +267,8 @@ def test_spherical_score_change_of_variables():
     from skvae._forward import elbo
 
     G, dens_y, cell_y = _grid_mass(
-        lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_), 2.0, n=801)
+        lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_,
+                       outlier=(est.outlier_weight, est.outlier_variance_)), 2.0, n=801)
     inside = np.linalg.norm(G, axis=1) < 2.0
     inside &= np.linalg.norm(G, axis=1) >= 1.0
     mass_x, mass_y = dens_x.sum() * cell_x, dens_y[inside].sum() * cell_y
@@ -248,7 +290,8 @@ def test_identity_shell_score_is_a_density_of_the_original_data():
 
     Xs_max = np.abs((X - X.mean(axis=0)) / X.std(axis=0)).max() + 3
     _, dens_y, cell_y = _grid_mass(
-        lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_), Xs_max, n=801)
+        lambda Y: elbo(est.module_, Y, est._score_eps, est.decoder_variance_,
+                       outlier=(est.outlier_weight, est.outlier_variance_)), Xs_max, n=801)
     mass_x, mass_y = dens_x.sum() * cell_x, dens_y.sum() * cell_y
     assert mass_x <= 1.01 and mass_y <= 1.01
     assert mass_x == pytest.approx(mass_y, rel=0.05)

@@ -88,7 +88,9 @@ def test_untrained_model_is_ppca(est_class):
     mean, W, s2, _, lam = _ml_ppca(Y, 2)
     params = dict(n_components=2, early_stopping=False)
     if est_class is VAE:
-        params["decoder_variance"] = s2  # the maximum-likelihood noise variance
+        # The maximum-likelihood noise variance, and the plain Gaussian
+        # observation model (no outlier component), so the score is pPCA's.
+        params.update(decoder_variance=s2, outlier_weight=0.0)
     est = _untrained(est_class, X, **params)
     # transform is pPCA's posterior mean (float32 weights: relative 1e-6).
     post_mean = (Y - mean) @ W @ np.linalg.inv(W.T @ W + s2 * np.eye(2))
