@@ -171,6 +171,15 @@ def test_large_sets_benchmark_smoke(tmp_path):
     assert "of 2 data sets meet both targets" in md
 
 
+def test_ttq_frontier_benchmark_smoke(tmp_path):
+    _run_smoke("ttq_frontier.py", tmp_path)
+    md = (tmp_path / "ttq_frontier_smoke.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| countymurders |")]
+    # One data set, the three batch rules, a curve point per epoch.
+    assert len(rows) == 3 and "| 200 | 0.001 |" in md
+    assert md.count("- countymurders, ") == 3 and "2: " in md
+
+
 def test_stopping_rule_benchmark_smoke(tmp_path):
     _run_smoke("stopping_rule.py", tmp_path)
     md = (tmp_path / "stopping_rule_smoke.md").read_text()

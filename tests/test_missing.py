@@ -201,10 +201,16 @@ def test_score_with_holes_is_the_elbo_of_the_observed_entries(data, fitted):
         for i in range(len(X)):
             z = mu[i] + np.exp(0.5 * logvar[i]) * eps
             out = est.module_.decoder(torch.as_tensor(z)).numpy()
-            s2 = est.decoder_variance_
             o = seen[i]
-            loglik = (-0.5 * o.sum() * np.log(2 * np.pi * s2)
-                      - np.sum((Y[i, o] - out[:, o]) ** 2, axis=1) / (2 * s2)).mean()
+            sq = np.sum((Y[i, o] - out[:, o]) ** 2, axis=1)
+
+            def log_normal(s2):
+                return -0.5 * o.sum() * np.log(2 * np.pi * s2) - sq / (2 * s2)
+
+            # The observation model's two components, over the observed entries.
+            w = est.outlier_weight
+            loglik = np.logaddexp(np.log1p(-w) + log_normal(est.decoder_variance_),
+                                  np.log(w) + log_normal(est.outlier_variance_)).mean()
             kl = 0.5 * np.sum(mu[i] ** 2 + np.exp(logvar[i]) - 1 - logvar[i])
             expected[i] = loglik - kl - np.log(est.shell_.scale_[o]).sum()
     assert_allclose(est.score_samples(X), expected, rtol=1e-9)
