@@ -180,6 +180,25 @@ def test_ttq_frontier_benchmark_smoke(tmp_path):
     assert md.count("- countymurders, ") == 3 and "2: " in md
 
 
+def test_previous_version_benchmark_smoke(tmp_path):
+    repo = BENCH.parent
+    known = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", "4b44fcc^{commit}"],
+                           capture_output=True)
+    if known.returncode != 0:
+        pytest.skip("the checkout has no history to compare with (a shallow clone)")
+    _run_smoke("previous_version.py", tmp_path)
+    md = (tmp_path / "previous_version_smoke.md").read_text()
+    # Both versions of both estimators on both smoke sets, and the ratios.
+    assert "| data | 4b44fcc SphericalClusterVAE | 4b44fcc VAE | today SphericalClusterVAE | " \
+        "today VAE |" in md
+    assert md.count("| iris |") == 1 and md.count("| wine |") == 1
+    assert "Geometric means over 2 data sets" in md
+    # The temporary worktree is gone again.
+    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
+                            text=True).stdout
+    assert "previous" not in listed
+
+
 def test_stopping_rule_benchmark_smoke(tmp_path):
     _run_smoke("stopping_rule.py", tmp_path)
     md = (tmp_path / "stopping_rule_smoke.md").read_text()
