@@ -1,4 +1,4 @@
-"""Helpers every benchmark shares: held-out reconstruction error and one torch thread."""
+"""Helpers every benchmark shares: held-out reconstruction error, geometric means, one torch thread."""
 
 import contextlib
 
@@ -14,6 +14,12 @@ def heldout_error(model, X_test, scale=None):
     X_hat = model.inverse_transform(model.transform(X_test))
     D = X_test - X_hat if scale is None else (X_test - X_hat) / scale
     return float(np.mean(np.sum(D**2, axis=1)))
+
+
+def geomean(a):
+    """Geometric mean of positive values (ratios across data sets)."""
+    a = np.asarray(a, dtype=float)
+    return float(np.exp(np.mean(np.log(a))))
 
 
 @contextlib.contextmanager

@@ -1,12 +1,8 @@
 """The markdown report of benchmarks/evaluation.py, from its one-row-per-fit table."""
 
 import numpy as np
+from _common import geomean
 from _datasets import DATASETS
-
-
-def _gmean(a):
-    a = np.asarray(a, dtype=float)
-    return float(np.exp(np.mean(np.log(a))))
 
 
 def report(df, header, settings):
@@ -49,7 +45,7 @@ def report(df, header, settings):
               "geometric mean [worst cell]:", ""]
     for m in [x for x in order if x != "VAE"]:
         r = cells[m] / cells["VAE"]
-        lines.append(f"- {_label(m, default)}: {_gmean(r):.3f} [{r.max():.3f}]")
+        lines.append(f"- {_label(m, default)}: {geomean(r):.3f} [{r.max():.3f}]")
     lines.append("")
     for metric, title in [("trust", "Trustworthiness of the 2-D test embedding (5 neighbours)"),
                           ("knn", "5-NN accuracy of the labels in the 2-D embedding")]:

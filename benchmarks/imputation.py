@@ -40,7 +40,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
-from _common import one_torch_thread  # noqa: E402
+from _common import geomean, one_torch_thread  # noqa: E402
 from _datasets import load  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 
@@ -240,11 +240,6 @@ def real_task(args):
     return rows
 
 
-def _geomean(a):
-    a = np.asarray(a, dtype=float)
-    return float(np.exp(np.mean(np.log(a))))
-
-
 def by_pattern(per_set):
     """(pattern, its rows) of a table indexed by (pattern, data set), in PATTERNS' order."""
     present = set(per_set.index.get_level_values(0))
@@ -333,11 +328,11 @@ def report(rows, sets, seeds, elapsed, n_jobs, check=()):
         for k in sorted(dr.n_components.unique()):
             sel = ratio.index.get_level_values("n_components") == k
             t = piv["trustworthiness"][sel].mean()
-            out.append(f"| {int(k)} | {_geomean(ratio[sel]):.3f} | {_geomean(ratio_mean[sel]):.3f} "
+            out.append(f"| {int(k)} | {geomean(ratio[sel]):.3f} | {geomean(ratio_mean[sel]):.3f} "
                        f"| {t['complete']:.3f} | {t['with holes']:.3f} | "
                        f"{t['mean-imputed']:.3f} |")
-        out += ["", f"All: holes / complete {_geomean(ratio):.3f} (geometric mean over "
-                f"{len(ratio)} fits), mean-imputed / complete {_geomean(ratio_mean):.3f}. "
+        out += ["", f"All: holes / complete {geomean(ratio):.3f} (geometric mean over "
+                f"{len(ratio)} fits), mean-imputed / complete {geomean(ratio_mean):.3f}. "
                 f"Certified: {int(dr.certified.sum())}/{len(dr)} fits "
                 f"({int(dr[dr.fit == 'with holes'].certified.sum())}/"
                 f"{int((dr.fit == 'with holes').sum())} with holes).", "",

@@ -20,11 +20,9 @@ from datetime import datetime, timezone
 from multiprocessing import get_context
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
-from _common import heldout_error  # noqa: E402
+from _common import geomean, heldout_error  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from components import DATASETS, _split  # noqa: E402
 
@@ -57,10 +55,6 @@ def run(job):
     return dict(job, heldout=err)
 
 
-def _geomean(x):
-    return float(np.exp(np.mean(np.log(x))))
-
-
 def report(rows, args, wall, commit):
     import pandas as pd
 
@@ -88,12 +82,12 @@ def report(rows, args, wall, commit):
         for name, row in table.iterrows():
             lines.append(f"| {name} | " + " | ".join(f"{v:.4g}" for v in row)
                          + f" | {ratio_vae[name]:.3f} | {ratio_sc[name]:.3f} |")
-        then_ratio = _geomean(table[then + "SphericalClusterVAE"] / table[then + "VAE"])
-        now_ratio = _geomean(table[now + "SphericalClusterVAE"] / table[now + "VAE"])
+        then_ratio = geomean(table[then + "SphericalClusterVAE"] / table[then + "VAE"])
+        now_ratio = geomean(table[now + "SphericalClusterVAE"] / table[now + "VAE"])
         lines += ["", f"Geometric means over {len(table)} data sets: today's SCVAE / "
-                  f"{args.commit}'s VAE **{_geomean(ratio_vae):.3f}** (worst "
+                  f"{args.commit}'s VAE **{geomean(ratio_vae):.3f}** (worst "
                   f"{ratio_vae.max():.3f}, {ratio_vae.idxmax()}); today's SCVAE / "
-                  f"{args.commit}'s SCVAE {_geomean(ratio_sc):.3f}; SCVAE / VAE was "
+                  f"{args.commit}'s SCVAE {geomean(ratio_sc):.3f}; SCVAE / VAE was "
                   f"{then_ratio:.3f} at {args.commit} and is {now_ratio:.3f} today.", ""]
     return "\n".join(lines) + "\n"
 
