@@ -326,12 +326,13 @@ class _BaseVAE(
         # on which other rows share its batch (float32 kernels may sum in
         # another order); eval mode makes the output layer's norms overflow-safe.
         module = run.module.double().eval()
+        # Variances are per observed entry: R and T sum over observed entries only.
+        entries = observed_per_row(run.M, run.Y.shape[1])
         if self.decoder_variance == "learned":
             # The maximum-likelihood variance: squared error per observed entry,
             # on the training rows, or where rows were held out, at least the
             # held-out rows' less two standard errors (docs/theory.rst).
-            decoder_variance = (max(cert.reconstruction_loss, config.recon_floor)
-                                / observed_per_row(run.M, run.Y.shape[1]))
+            decoder_variance = max(cert.reconstruction_loss, config.recon_floor) / entries
             if result.heldout_variance is not None:
                 heldout, se = result.heldout_variance
                 decoder_variance = max(decoder_variance, heldout - 2.0 * se)
@@ -363,9 +364,7 @@ class _BaseVAE(
             collapse_certified_=cert.certified,
             explained_fraction_=1.0 - cert.reconstruction_loss / run.total_variance,
             decoder_variance_=decoder_variance,
-            outlier_variance_=max(
-                OUTLIER_SCALE * run.total_variance / run.Y.shape[1], decoder_variance
-            ),
+            outlier_variance_=max(OUTLIER_SCALE * run.total_variance / entries, decoder_variance),
             **diagnostics,
             # Adam's moments (2x the weights) are kept only where they will be used.
             _training_state=result.state if run.incremental or self.warm_start else None,

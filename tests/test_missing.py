@@ -229,6 +229,17 @@ def test_fit_with_holes_is_certified_and_finite(data, fitted):
     assert_allclose(fitted.decoder_variance_, fitted.reconstruction_loss_ / n_obs)
 
 
+def test_outlier_variance_is_per_observed_entry(data, fitted):
+    # Four times the standardized rows' variance per observed entry, written
+    # out in numpy (each column is standardized on its observed entries, so
+    # this is 4, not 4 x the observed share).
+    Y = (data[1] - fitted.shell_.mean_) / fitted.shell_.scale_
+    per_entry = np.nansum((Y - np.nanmean(Y, axis=0)) ** 2) / np.sum(~np.isnan(Y))
+    assert per_entry == pytest.approx(1.0)
+    assert fitted.outlier_variance_ == pytest.approx(
+        max(4 * per_entry, fitted.decoder_variance_), rel=1e-9)
+
+
 def test_rows_with_nothing_observed_get_the_prior(fitted):
     X = np.full((2, 6), np.nan)
     assert_array_equal(fitted.transform(X), np.zeros((2, 2)))
