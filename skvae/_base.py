@@ -331,11 +331,10 @@ class _BaseVAE(
         if self.decoder_variance == "learned":
             # The maximum-likelihood variance: squared error per observed entry,
             # on the training rows, or where rows were held out, at least the
-            # held-out rows' less two standard errors (docs/theory.rst).
+            # held-out rows' (docs/theory.rst).
             decoder_variance = max(cert.reconstruction_loss, config.recon_floor) / entries
             if result.heldout_variance is not None:
-                heldout, se = result.heldout_variance
-                decoder_variance = max(decoder_variance, heldout - 2.0 * se)
+                decoder_variance = max(decoder_variance, result.heldout_variance[0])
         else:
             decoder_variance = float(self.decoder_variance)
         with run.progress.phase("posterior diagnostics", "diagnostics", report=False):

@@ -39,7 +39,7 @@ linear_path : bool, default=True
     versions (for ablations and reproduction).
 """,
     "max_iter": """
-max_iter : int, default=200
+max_iter : int, default=400
     Maximum number of epochs.
 """,
     "batch_size": """
@@ -60,8 +60,11 @@ tol : float, default=1e-3
     a threshold that stands for a relative improvement of the
     reconstruction loss R of about ``2 * tol``: ``tol`` itself with the
     learned decoder variance, ``tol * R / (decoder_variance * n_features)``
-    with a fixed one. scikit-learn's MLPs use 1e-4; the measurements behind
-    1e-3 are in the :ref:`user guide <choices>`.
+    with a fixed one. Where the fit holds rows out (``early_stopping``) an
+    epoch improves if their negative ELBO per feature does, by the same
+    threshold, or half the log of their squared error per entry falls by
+    ``tol``. scikit-learn's MLPs use 1e-4; the
+    measurements behind 1e-3 are in the :ref:`user guide <choices>`.
 """,
     "early_stopping": """
 early_stopping : bool or "auto", default="auto"
@@ -143,7 +146,7 @@ decoder_variance_ : float
     Decoder variance used by :meth:`score_samples`: a fixed
     ``decoder_variance`` as given; the learned one is the training rows'
     squared error per observed entry, or where the fit held rows out, the
-    held-out rows' less two standard errors if that is larger
+    held-out rows' if that is larger
     (:ref:`theory`, "The score's decoder variance").
 """,
     "outlier_variance_": """

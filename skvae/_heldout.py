@@ -1,7 +1,8 @@
-"""Early stopping on held-out rows: their negative ELBO, the linear start as a candidate, the best epoch."""
+"""Early stopping on held-out rows: their error and ELBO, the linear start as a candidate, the epoch kept."""
 
 import copy
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -100,14 +101,61 @@ def _start_candidate(module, Y, Y_val, eps_val, config, noise_generator, M=None,
     return (rows, sq), copy.deepcopy(module.state_dict())
 
 
+#: Nats per held-out row by which an epoch's mean negative ELBO may exceed the
+#: best epoch's and still be chosen for its lower reconstruction error.
+ELBO_TOLERANCE = 0.1
+
+
+def monitored_error(sq, n_obs):
+    """What the stopping rule watches: ``log(v)/2``, v the held-out squared error per observed entry.
+
+    Its changes are relative changes of the error, so ``tol`` means the same
+    whatever the data's scale, dimension or decoder variance.
+    """
+    return 0.5 * math.log(max(float(sq.sum() / n_obs.sum()), 1e-300))
+
+
+@dataclass
+class _Candidate:
+    """One set of weights the fit may keep, with its held-out rows' objectives and errors."""
+
+    rows: np.ndarray  # negative beta-ELBO of each held-out row
+    sq: np.ndarray  # squared error of each held-out row
+    state: dict  # the module's weights
+    epochs: int  # epochs trained to reach them (0: the start)
+    is_start: bool = False
+
+    def elbo(self):
+        return float(self.rows.mean())
+
+    def error(self):
+        return float(self.sq.mean())
+
+
+def _near(best, c):
+    """Whether candidate ``c``'s held-out negative ELBO is near the best candidate's ``best``.
+
+    Within :data:`ELBO_TOLERANCE` nats per row on average, and not beaten by
+    ``best`` by more than two standard errors of the paired differences.
+    """
+    return c is best or (c.elbo() - best.elbo() <= ELBO_TOLERANCE
+                         and not beats_start(best.rows, c.rows))
+
+
 class HeldOut:
-    """Early stopping's bookkeeping: the held-out rows, their noise, the start and the best epoch.
+    """Early stopping's bookkeeping: the held-out rows, their noise, the start and the candidates.
 
     The noise of the held-out rows is drawn once, so that epochs compare.
-    On a fresh fit the untrained model (probabilistic PCA with the linear
-    path) is the first candidate; a trained epoch replaces it only if it
-    beats it on the held-out rows by more than two standard errors
-    (:func:`beats_start`).
+    Every epoch at which the reconstruction constraint held is offered as a
+    candidate; the fit keeps, among the candidates whose held-out ELBO is
+    near the best one (:func:`_near`), the one with the lowest held-out
+    reconstruction error. On a fresh fit the untrained model (probabilistic
+    PCA with the linear path) is a candidate too, and it stays unless the
+    chosen epoch's error beats it by more than two standard errors
+    (:func:`beats_start`), where the best ELBO does not beat the start's by
+    as much. Stored are only candidates that another does not match or beat
+    on both means and whose ELBO is within the tolerance of the best (the
+    best only falls).
     """
 
     def __init__(self, module, Y, Y_val, config, noise_generator, fresh, M=None, M_val=None):
@@ -117,46 +165,67 @@ class HeldOut:
             (Y_val.shape[0], module.encoder.n_components),
             generator=noise_generator, device=Y_val.device, dtype=Y_val.dtype,
         )
-        self.best = math.inf
-        self.best_state = self.start_state = self.rows = self.best_rows = None
-        self.sq = self.best_sq = self.start_sq = None
+        self.rows = self.sq = None
         # Observed entries of each held-out row, for the held-out variance.
         self.n_obs = (np.full(Y_val.shape[0], float(Y_val.shape[1])) if M_val is None
                       else M_val.sum(dim=1).double().cpu().numpy())
-        self.best_is_start = False
-        self.best_epoch = 0  # epochs trained to reach best_state (0: the start)
+        self.start = None
+        self.candidates = []
+        self.best = self.best_error = math.inf  # the stopping rule's starting values
         if fresh:
-            (self.start_rows, self.start_sq), self.start_state = _start_candidate(
+            (rows, sq), state = _start_candidate(
                 module, Y, Y_val, self.eps, config, noise_generator, M, M_val
             )
-            if self.start_state is not None:
-                self.best = float(self.start_rows.mean()) / Y.shape[1]
-                self.best_state, self.best_is_start = self.start_state, True
+            if state is not None:
+                self.start = _Candidate(rows, sq, state, 0, is_start=True)
+                self.candidates.append(self.start)
+                self.best = float(rows.mean()) / Y.shape[1]
+                self.best_error = monitored_error(sq, self.n_obs)
 
     def objective(self, module, train_reconstruction):
-        """The held-out negative ELBO per feature of the module as it is now (inf or NaN if diverged)."""
+        """(held-out negative ELBO per feature, :func:`monitored_error`) of the module as it is now."""
         module.eval()
         self.rows, self.sq = _validation_rows(
             module, self.Y_val, self.eps, self.config, train_reconstruction, self.M_val)
         module.train()
-        return float(self.rows.mean()) / self.Y_val.shape[1]
+        elbo = float(self.rows.mean()) / self.Y_val.shape[1]
+        return elbo, (monitored_error(self.sq, self.n_obs) if np.isfinite(self.sq).all()
+                      else math.nan)
 
-    def keep(self, module, n_epochs):
-        """Remember the module's weights, after ``n_epochs`` epochs, as the best so far."""
-        self.best_state = copy.deepcopy(module.state_dict())
-        self.best_rows, self.best_sq = self.rows, self.sq
-        self.best_is_start = False
-        self.best_epoch = n_epochs
+    def offer(self, module, n_epochs):
+        """Make the module's weights, after ``n_epochs`` epochs, a candidate if they can be chosen."""
+        new = _Candidate(self.rows, self.sq, None, n_epochs)
+        others = [c for c in self.candidates if not c.is_start]
+        if any(c.elbo() <= new.elbo() and c.error() <= new.error() for c in self.candidates):
+            return
+        new.state = copy.deepcopy(module.state_dict())
+        kept = [c for c in others if not (new.elbo() <= c.elbo() and new.error() <= c.error())]
+        kept.append(new)
+        best = min(kept + ([self.start] if self.start else []), key=_Candidate.elbo)
+        self.candidates = (([self.start] if self.start else [])
+                           + [c for c in kept if c.elbo() - best.elbo() <= ELBO_TOLERANCE])
+
+    def _choice(self):
+        """The candidate the fit keeps, or None if no epoch was feasible and the start cannot be kept."""
+        if not self.candidates:
+            return None
+        best = min(self.candidates, key=_Candidate.elbo)
+        pick = min((c for c in self.candidates if _near(best, c)), key=_Candidate.error)
+        if (self.start is not None and pick is not self.start
+                and not beats_start(best.rows, self.start.rows)
+                and not beats_start(pick.sq, self.start.sq)):
+            return self.start
+        return pick
 
     def chosen(self):
         """(weights to restore or None, whether they are the start's, their epochs)."""
-        if (self.start_state is not None and not self.best_is_start
-                and not beats_start(self.best_rows, self.start_rows)):
-            return self.start_state, True, 0
-        return self.best_state, self.best_is_start, self.best_epoch
+        pick = self._choice()
+        if pick is None:
+            return None, False, 0
+        return pick.state, pick.is_start, pick.epochs
 
-    def variance(self, kept_start):
-        """:func:`heldout_variance` of the weights the fit keeps: the start, the best
-        epoch, or (no feasible epoch) the last one; ``kept_start`` as :meth:`chosen` says."""
-        sq = self.start_sq if kept_start else self.best_sq
-        return heldout_variance(self.sq if sq is None else sq, self.n_obs)
+    def variance(self):
+        """:func:`heldout_variance` of the weights the fit keeps (without a feasible
+        candidate, the last epoch's)."""
+        pick = self._choice()
+        return heldout_variance(self.sq if pick is None else pick.sq, self.n_obs)

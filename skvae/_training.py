@@ -45,7 +45,7 @@ class TrainingResult:
     reconstruction_curve: list = field(default_factory=list)
     lagrange_multiplier: float = LAMBDA_INIT
     reconstruction_average: float = None  # moving average of R; constrained training only
-    validation_scores: list = None  # early stopping only: -objective per feature
+    validation_scores: list = None  # early stopping only: held-out ELBO per feature
     state: dict = None  # optimizer and multiplier, as plain data, to resume training
     n_iter: int = 0
     kept_start: bool = False  # early stopping restored the untrained model
@@ -219,18 +219,22 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
     data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
-    rows) the stopping rule watches the validation objective, and the weights
-    of the epoch that set its best value while the constraint held are
-    restored at the end (an infeasible best is never restored). Raises ValueError if the loss
-    stops being finite. ``resume`` (a previous ``TrainingResult.state``)
-    continues with that optimizer state and multiplier.
+    rows) the stopping rule watches their reconstruction error, and at the end
+    the weights :class:`~skvae._heldout.HeldOut` chooses among the epochs at
+    which the constraint held are restored (an infeasible epoch is never
+    restored). Raises ValueError if the loss stops being finite. ``resume``
+    (a previous ``TrainingResult.state``) continues with that optimizer state
+    and multiplier.
 
-    The stopping rule compares objectives per feature: with the learned
-    decoder variance that is ``log(R)/2 + beta KL / n_features``, whose
-    changes are relative changes of R, so ``tol`` means the same on every
-    data set whatever its scale or dimension; with a fixed variance the
-    threshold is rescaled to the same relative change of R
-    (:func:`improvement_threshold`).
+    The stopping rule compares quantities on which ``tol`` means a relative
+    change of R on every data set whatever its scale or dimension. Without
+    held-out rows it watches the training loss per feature: with the learned
+    decoder variance that is ``log(R)/2 + beta KL / n_features``; with a
+    fixed variance the threshold is rescaled to the same relative change of R
+    (:func:`improvement_threshold`). With held-out rows it watches their
+    negative ELBO per feature the same way and half the log of their squared
+    error per entry (:func:`~skvae._heldout.monitored_error`, threshold
+    ``tol``); an epoch improves if either does.
     """
     n_features = Y.shape[1]
     optimizer, multiplier = _optimizer_and_multiplier(module, config, Y.device, resume)
@@ -241,6 +245,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
                            M=M, M_val=M_val)
         result.validation_scores = []
     best, stall = (math.inf if held_out is None else held_out.best), 0
+    best_error = math.inf if held_out is None else held_out.best_error
     module.train()
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
@@ -250,22 +255,26 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         result.loss_curve.append(loss)
         result.reconstruction_curve.append(reconstruction)
         result.n_iter = epoch + 1
-        monitored = loss / n_features
-        if held_out is not None:
-            monitored = held_out.objective(module, reconstruction)
-            if not math.isfinite(monitored):
-                raise diverged(epoch, config)
-            result.validation_scores.append(-monitored)
-        _report(config, epoch, loss, reconstruction,
-                None if held_out is None else -monitored, multiplier)
         # sklearn's MLP rule: count epochs that fail to improve on the best by
-        # tol, read as a relative drop of R (improvement_threshold).
+        # tol, read as a relative drop of R (improvement_threshold). With
+        # held-out rows an epoch improves if their negative ELBO or their
+        # error (on a log scale, threshold tol) does.
         threshold = improvement_threshold(config, reconstruction, n_features)
-        stall = stall + 1 if monitored > best - threshold else 0
-        if monitored < best:
-            best = monitored
-            if held_out is not None and multiplier.feasible:
-                held_out.keep(module, result.n_iter)
+        if held_out is None:
+            improved = loss / n_features < best - threshold
+            best = min(best, loss / n_features)
+        else:
+            elbo, error = held_out.objective(module, reconstruction)
+            if not (math.isfinite(elbo) and math.isfinite(error)):
+                raise diverged(epoch, config)
+            result.validation_scores.append(-elbo)
+            improved = elbo < best - threshold or error < best_error - config.tol
+            best, best_error = min(best, elbo), min(best_error, error)
+            if multiplier.feasible:
+                held_out.offer(module, result.n_iter)
+        _report(config, epoch, loss, reconstruction,
+                None if held_out is None else result.validation_scores[-1], multiplier)
+        stall = 0 if improved else stall + 1
         if (stall > config.n_iter_no_change and step + 1 >= config.earliest_stop
                 and multiplier.feasible):
             result.converged = True
@@ -274,7 +283,7 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         result.converged = multiplier.feasible
     if held_out is not None:
         state, result.kept_start, result.best_epoch = held_out.chosen()
-        result.heldout_variance = held_out.variance(result.kept_start)
+        result.heldout_variance = held_out.variance()
         if state is not None:
             module.load_state_dict(state)
     return _finish(module, optimizer, multiplier, result, config)

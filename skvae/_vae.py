@@ -67,7 +67,7 @@ class VAE(_BaseVAE):
         dimension's batch-mean KL enters the loss as ``max(free_bits, KL_j)``,
         so it gets no gradient below the floor.
     {{max_iter batch_size learning_rate_init tol}}
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int, default=20
         Training stops after this many epochs without improvement.
     {{early_stopping validation_fraction warm_start n_certificate_passes device n_jobs random_state verbose}}
 
@@ -135,8 +135,8 @@ class VAE(_BaseVAE):
         # remedies for collapse
         kl_annealing=None, annealing_epochs=20, free_bits=0.0,
         # training and stopping
-        max_iter=200, batch_size="auto", learning_rate_init="auto", tol=1e-3,
-        n_iter_no_change=10, early_stopping="auto", validation_fraction=0.1, warm_start=False,
+        max_iter=400, batch_size="auto", learning_rate_init="auto", tol=1e-3,
+        n_iter_no_change=20, early_stopping="auto", validation_fraction=0.1, warm_start=False,
         # certificate and runtime
         n_certificate_passes=10, device="cpu", n_jobs=None, random_state=None, verbose=0,
     ):
