@@ -219,8 +219,9 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
 
     ``generator`` (CPU) shuffles the minibatches; ``noise_generator`` (on the
     data's device) draws the reparameterisation noise. With ``Y_val`` (held-out
-    rows) the stopping rule watches their reconstruction error, and at the end
-    the weights :class:`~skvae._heldout.HeldOut` chooses among the epochs at
+    rows) the stopping rule watches their negative ELBO and their
+    reconstruction error, and at the end the weights
+    :class:`~skvae._heldout.HeldOut` chooses among the epochs at
     which the constraint held are restored (an infeasible epoch is never
     restored). Raises ValueError if the loss stops being finite. ``resume``
     (a previous ``TrainingResult.state``) continues with that optimizer state
