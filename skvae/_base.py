@@ -74,6 +74,7 @@ class _BaseVAE(
         "learning_rate_init": [
             StrOptions({"auto"}), Interval(numbers.Real, 0, FLOAT32_SAFE, closed="right"),
         ],
+        "learning_rate": [StrOptions({"auto", "constant", "adaptive"})],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
         "early_stopping": ["boolean", StrOptions({"auto"})],

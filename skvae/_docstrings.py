@@ -54,6 +54,17 @@ learning_rate_init : float or "auto", default="auto"
     Adam step size. ``"auto"`` is 1e-3 for batches of up to 256 rows and
     ``1e-3 * sqrt(batch_size / 256)`` for larger ones.
 """,
+    "learning_rate": """
+learning_rate : {"auto", "constant", "adaptive"}, default="auto"
+    Step-size schedule, after scikit-learn's MLPs. ``"constant"`` keeps
+    ``learning_rate_init``. ``"adaptive"`` starts ``learning_rate_init="auto"``
+    three times higher and divides the step by 5 the first time the
+    stopping rule counts more than ``n_iter_no_change // 2`` epochs without
+    improvement; the next such count stops the fit. ``"auto"`` is
+    ``"adaptive"`` where the fit holds rows out (``early_stopping``) of more
+    than 10,000 rows, and ``"constant"`` elsewhere. ``partial_fit`` keeps
+    the step constant. See :ref:`the user guide <choices>`.
+""",
     "tol": """
 tol : float, default=1e-3
     An epoch improves when its loss per feature beats the best by more than
@@ -202,7 +213,8 @@ batch_size_ : int
 """,
     "learning_rate_": """
 learning_rate_ : float
-    Adam's step size training used (``learning_rate_init`` resolved).
+    Adam's step size at the start of training (``learning_rate_init``
+    resolved); an adaptive schedule divides it later (``learning_rate``).
 """,
     "fit_times_": """
 fit_times_ : dict of str to float

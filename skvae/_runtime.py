@@ -21,6 +21,10 @@ AUTO_BATCH_MAX = 4096
 #: AUTO_LR_BATCH, grown as the square root of the batch above it.
 AUTO_LR = 1e-3
 AUTO_LR_BATCH = 256
+#: ``learning_rate="adaptive"`` starts ``learning_rate_init="auto"`` this
+#: many times higher: the division later takes the step below the constant
+#: rule's (docs/theory.rst, "Adaptive step").
+ADAPTIVE_LR_BOOST = 3.0
 
 
 def resolve_device(device):
@@ -93,11 +97,16 @@ def auto_learning_rate(batch_size):
     return AUTO_LR * math.sqrt(max(batch_size, AUTO_LR_BATCH) / AUTO_LR_BATCH)
 
 
-def batch_and_learning_rate(batch_size, learning_rate_init, n_samples):
-    """(batch, Adam step size) a fit on ``n_samples`` rows uses: "auto" resolved, batch <= n."""
+def batch_and_learning_rate(batch_size, learning_rate_init, n_samples, adaptive=False):
+    """(batch, Adam step size) a fit on ``n_samples`` rows uses: "auto" resolved, batch <= n.
+
+    With ``adaptive`` (the step will be divided when training stalls) the
+    "auto" step is ADAPTIVE_LR_BOOST times the constant rule's.
+    """
     batch = min(auto_batch_size(n_samples) if batch_size == "auto" else batch_size, n_samples)
-    rate = auto_learning_rate(batch) if learning_rate_init == "auto" else learning_rate_init
-    return batch, rate
+    if learning_rate_init != "auto":
+        return batch, learning_rate_init
+    return batch, auto_learning_rate(batch) * (ADAPTIVE_LR_BOOST if adaptive else 1.0)
 
 
 #: Largest network accepted, in weights: 2**31 float32 weights are 8 GiB

@@ -80,10 +80,12 @@ class SphericalClusterVAE(_BaseVAE):
         positive float fixes ``sigma^2`` in the modelled space's units
         (standardized units by default), the conventional setting in which
         VAEs collapse for large ``sigma^2``.
-    {{outlier_weight hidden_layer_sizes activation linear_path max_iter batch_size learning_rate_init tol}}
+    {{outlier_weight hidden_layer_sizes activation linear_path max_iter batch_size learning_rate_init learning_rate tol}}
     n_iter_no_change : int, default=20
         Training stops after this many epochs without improvement, provided
-        the moving-average reconstruction loss is under ``tau``.
+        the moving-average reconstruction loss is under ``tau``. With
+        ``learning_rate="adaptive"``, half as many, counted twice (see
+        ``learning_rate``).
     {{early_stopping validation_fraction warm_start n_certificate_passes device n_jobs random_state verbose}}
 
     Attributes
@@ -195,7 +197,8 @@ class SphericalClusterVAE(_BaseVAE):
         # the networks
         hidden_layer_sizes=(128, 64), activation="relu", linear_path=True,
         # training and stopping
-        max_iter=400, batch_size="auto", learning_rate_init="auto", tol=1e-3,
+        max_iter=400, batch_size="auto", learning_rate_init="auto", learning_rate="auto",
+        tol=1e-3,
         n_iter_no_change=20, early_stopping="auto", validation_fraction=0.1, warm_start=False,
         # certificate and runtime
         n_certificate_passes=10, device="cpu", n_jobs=None, random_state=None, verbose=0,

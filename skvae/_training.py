@@ -10,6 +10,13 @@ from ._heldout import HeldOut
 from ._networks import kl_elementwise
 from ._optimizer import fused_adam, optimizer_state_from_numpy, optimizer_state_to_numpy
 
+#: ``learning_rate="adaptive"``: the step is divided by this ...
+ADAPTIVE_DIVISOR = 5.0
+#: ... this many times, each time the stopping rule counts more than
+#: ``n_iter_no_change // 2`` epochs without improvement; after the last
+#: division the same count stops the fit (docs/theory.rst, "Adaptive step").
+ADAPTIVE_DIVISIONS = 1
+
 
 @dataclass(frozen=True)
 class TrainingConfig:
@@ -31,6 +38,13 @@ class TrainingConfig:
     progress: object = None  # a skvae._progress.Progress, told about every epoch
     first_epoch: int = 0  # epochs already trained (warm start, partial_fit): schedules go on
     observed_per_row: float = None  # mean observed entries per row; None: every entry
+    adaptive: bool = False  # divide the step when the stopping rule stalls (ADAPTIVE_*)
+    step_drops: tuple = ()  # 0-based epochs before which the step is divided (a replay)
+
+    @property
+    def patience(self):
+        """Epochs without improvement the rule allows: ``n_iter_no_change``, halved if adaptive."""
+        return max(1, self.n_iter_no_change // 2) if self.adaptive else self.n_iter_no_change
 
     def observed_entries(self, n_features):
         """Mean observed entries per training row: the learned variance's divisor."""
@@ -54,6 +68,7 @@ class TrainingResult:
     heldout_variance: tuple = None
     converged: bool = False
     feasible: bool = True
+    step_drops: list = field(default_factory=list)  # epochs from which the step was divided
 
 
 def reconstruction_term(R, n_features, decoder_variance, floor):
@@ -191,6 +206,12 @@ def _report(config, epoch, loss, reconstruction, validation, multiplier):
     config.progress.epoch(epoch, msg)
 
 
+def _divide_step(optimizer):
+    """Divide Adam's step size by ADAPTIVE_DIVISOR (its moment estimates are kept)."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["lr"] / ADAPTIVE_DIVISOR
+
+
 def _finish(module, optimizer, multiplier, result, config):
     """Check the final weights and pack the multiplier and optimizer state into ``result``."""
     # The epoch check sees the loss before the last step; the step itself
@@ -236,6 +257,12 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     negative ELBO per feature the same way and half the log of their squared
     error per entry (:func:`~skvae._heldout.monitored_error`, threshold
     ``tol``); an epoch improves if either does.
+
+    With ``config.adaptive`` the step is divided by ADAPTIVE_DIVISOR the
+    first ADAPTIVE_DIVISIONS times the rule counts more than
+    ``config.patience`` epochs without improvement (the count restarts);
+    the next such count stops the fit. ``config.step_drops`` replays the
+    divisions of an earlier run at the same epochs.
     """
     n_features = Y.shape[1]
     optimizer, multiplier = _optimizer_and_multiplier(module, config, Y.device, resume)
@@ -251,6 +278,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     for epoch in range(config.max_iter):
         step = config.first_epoch + epoch  # the epoch's index over all training so far
         weight = config.beta * (config.kl_weight(step) if config.kl_weight else 1.0)
+        if epoch in config.step_drops:
+            _divide_step(optimizer)
         loss, reconstruction = _epoch(module, Y, M, optimizer, multiplier, weight, config,
                                       generator, noise_generator, epoch)
         result.loss_curve.append(loss)
@@ -276,8 +305,13 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
         _report(config, epoch, loss, reconstruction,
                 None if held_out is None else result.validation_scores[-1], multiplier)
         stall = 0 if improved else stall + 1
-        if (stall > config.n_iter_no_change and step + 1 >= config.earliest_stop
-                and multiplier.feasible):
+        if stall <= config.patience or step + 1 < config.earliest_stop:
+            continue
+        if config.adaptive and len(result.step_drops) < ADAPTIVE_DIVISIONS:
+            _divide_step(optimizer)
+            result.step_drops.append(epoch + 1)
+            stall = 0
+        elif multiplier.feasible:
             result.converged = True
             break
     if config.fixed_budget and result.n_iter == config.max_iter:

@@ -15,6 +15,9 @@ AUTO_EARLY_STOPPING_MIN_ROWS = 20
 #: ... and, up to this many rows, then trains again on every row for the
 #: number of epochs the held-out rows chose (docs/theory.rst, "Stopping").
 AUTO_REFIT_MAX_ROWS = 10_000
+#: ``learning_rate="auto"`` is "adaptive" where a fit holds rows out of
+#: more than this many rows (so does not refit), "constant" elsewhere.
+AUTO_ADAPTIVE_MIN_ROWS = AUTO_REFIT_MAX_ROWS
 
 
 def _entries_per_row(M):
@@ -65,10 +68,24 @@ class TrainingPhaseMixin:
                 run.Y_fit_in, run.Y_val_in = validation_split(
                     run.Y_in, self.validation_fraction, run.seeds[3])
 
+    def _adaptive(self, run):
+        """Whether this fit divides its step when training stalls (``learning_rate``).
+
+        ``"auto"`` does where the fit holds rows out of more than
+        AUTO_ADAPTIVE_MIN_ROWS rows; ``partial_fit`` never does (it runs
+        one epoch per call, with no stopping rule).
+        """
+        if run.incremental or self.learning_rate == "constant":
+            return False
+        if self.learning_rate == "adaptive":
+            return True
+        return run.Y_val is not None and run.n_samples > AUTO_ADAPTIVE_MIN_ROWS
+
     def _config(self, run, n_rows, M, max_iter):
         """The loop's TrainingConfig for ``n_rows`` rows with mask ``M`` (None: complete)."""
+        adaptive = self._adaptive(run)
         batch_size, learning_rate = batch_and_learning_rate(
-            self.batch_size, self.learning_rate_init, n_rows
+            self.batch_size, self.learning_rate_init, n_rows, adaptive
         )
         return TrainingConfig(
             beta=self.beta,
@@ -83,6 +100,7 @@ class TrainingPhaseMixin:
             progress=run.progress,
             first_epoch=self.n_iter_ if run.resume else 0,
             observed_per_row=_entries_per_row(M),
+            adaptive=adaptive,
             **self._schedule(),
         )
 
@@ -104,14 +122,16 @@ class TrainingPhaseMixin:
         result = self._loop(run, config, Y_fit, M_fit, Y_val, M_val)
         if start is None or result.kept_start or not result.best_epoch:
             return result, config
-        # The same batches and step size, now over every row; the epochs are
-        # those of the chosen weights, so no stopping rule runs.
+        # The same batches and step sizes (the divisions replayed), now over
+        # every row; the epochs are those of the chosen weights, so no
+        # stopping rule runs.
         chosen = copy.deepcopy(run.module.state_dict())
         run.module.load_state_dict(start)
         n_epochs = result.best_epoch
         refit_config = dataclasses.replace(
             config, max_iter=n_epochs, earliest_stop=max(config.earliest_stop, n_epochs),
-            observed_per_row=_entries_per_row(run.M),
+            observed_per_row=_entries_per_row(run.M), adaptive=False,
+            step_drops=tuple(result.step_drops),
         )
         refit = self._loop(run, refit_config, run.Y_in, run.M, None, None,
                            "refit on every row")

@@ -66,9 +66,11 @@ class VAE(_BaseVAE):
         Per-dimension KL floor in nats (Kingma et al., 2016): each latent
         dimension's batch-mean KL enters the loss as ``max(free_bits, KL_j)``,
         so it gets no gradient below the floor.
-    {{max_iter batch_size learning_rate_init tol}}
+    {{max_iter batch_size learning_rate_init learning_rate tol}}
     n_iter_no_change : int, default=20
-        Training stops after this many epochs without improvement.
+        Training stops after this many epochs without improvement. With
+        ``learning_rate="adaptive"``, half as many, counted twice (see
+        ``learning_rate``).
     {{early_stopping validation_fraction warm_start n_certificate_passes device n_jobs random_state verbose}}
 
     Attributes
@@ -135,7 +137,8 @@ class VAE(_BaseVAE):
         # remedies for collapse
         kl_annealing=None, annealing_epochs=20, free_bits=0.0,
         # training and stopping
-        max_iter=400, batch_size="auto", learning_rate_init="auto", tol=1e-3,
+        max_iter=400, batch_size="auto", learning_rate_init="auto", learning_rate="auto",
+        tol=1e-3,
         n_iter_no_change=20, early_stopping="auto", validation_fraction=0.1, warm_start=False,
         # certificate and runtime
         n_certificate_passes=10, device="cpu", n_jobs=None, random_state=None, verbose=0,
