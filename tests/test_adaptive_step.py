@@ -102,3 +102,34 @@ def test_auto_is_adaptive_only_where_a_fit_holds_out_rows_of_more_than_10000(Est
     # A given learning_rate_init is used as it is.
     assert _step(Est(**params, learning_rate="adaptive", learning_rate_init=2e-4),
                  small) == 2e-4
+
+
+def test_the_refit_on_every_row_replays_the_held_out_runs_division(monkeypatch):
+    # Small data refit (early_stopping="auto"): the second run must divide
+    # the step at the epoch the held-out run did, and not stop by itself.
+    import skvae._training_phase as phase
+
+    runs, real_train = [], phase.train
+
+    def spy(module, Y, config, **kwargs):
+        result = real_train(module, Y, config, **kwargs)
+        runs.append((config, result))
+        return result
+
+    monkeypatch.setattr(phase, "train", spy)
+    X = make_blobs(n_samples=300, n_features=5, centers=3, random_state=0)[0]
+    # Without the linear path the start is untrained, so an epoch is kept
+    # and the refit runs.
+    est = VAE(n_components=2, hidden_layer_sizes=(8,), learning_rate="adaptive",
+              linear_path=False, n_iter_no_change=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X)
+    (held, held_result), (config, result) = runs
+    assert held.adaptive and len(held_result.step_drops) == ADAPTIVE_DIVISIONS
+    assert not config.adaptive and config.step_drops == tuple(held_result.step_drops)
+    assert result.n_iter == held_result.best_epoch and result.step_drops == []
+    divided = result.n_iter > held_result.step_drops[0]  # epoch indices 0 .. n_iter - 1
+    assert divided  # this seed keeps an epoch after the division
+    assert _final_step(result) == pytest.approx(est.learning_rate_ / ADAPTIVE_DIVISOR,
+                                                rel=1e-12)
