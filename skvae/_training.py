@@ -311,6 +311,10 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
             _divide_step(optimizer)
             result.step_drops.append(epoch + 1)
             stall = 0
+            if config.progress is not None:
+                config.progress.note(f"epoch {step + 1}: no improvement for {config.patience + 1} "
+                                     f"epochs; Adam's step divided by {ADAPTIVE_DIVISOR:g} to "
+                                     f"{optimizer.param_groups[0]['lr']:.3g}")
         elif multiplier.feasible:
             result.converged = True
             break
