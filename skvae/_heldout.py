@@ -199,11 +199,11 @@ class HeldOut:
         if any(c.elbo() <= new.elbo() and c.error() <= new.error() for c in self.candidates):
             return
         new.state = copy.deepcopy(module.state_dict())
+        start = [] if self.start is None else [self.start]
         kept = [c for c in others if not (new.elbo() <= c.elbo() and new.error() <= c.error())]
         kept.append(new)
-        best = min(kept + ([self.start] if self.start else []), key=_Candidate.elbo)
-        self.candidates = (([self.start] if self.start else [])
-                           + [c for c in kept if c.elbo() - best.elbo() <= ELBO_TOLERANCE])
+        best = min(start + kept, key=_Candidate.elbo)
+        self.candidates = start + [c for c in kept if c.elbo() - best.elbo() <= ELBO_TOLERANCE]
 
     def _choice(self):
         """The candidate the fit keeps, or None if no epoch was feasible and the start cannot be kept."""
@@ -218,14 +218,12 @@ class HeldOut:
         return pick
 
     def chosen(self):
-        """(weights to restore or None, whether they are the start's, their epochs)."""
+        """(weights to restore or None, whether they are the start's, their epochs, held-out variance).
+
+        The variance is :func:`heldout_variance` of the kept weights (without a
+        feasible candidate, of the last epoch's).
+        """
         pick = self._choice()
         if pick is None:
-            return None, False, 0
-        return pick.state, pick.is_start, pick.epochs
-
-    def variance(self):
-        """:func:`heldout_variance` of the weights the fit keeps (without a feasible
-        candidate, the last epoch's)."""
-        pick = self._choice()
-        return heldout_variance(self.sq if pick is None else pick.sq, self.n_obs)
+            return None, False, 0, heldout_variance(self.sq, self.n_obs)
+        return pick.state, pick.is_start, pick.epochs, heldout_variance(pick.sq, self.n_obs)

@@ -321,8 +321,8 @@ def train(module, Y, config, *, generator, noise_generator, Y_val=None, resume=N
     if config.fixed_budget and result.n_iter == config.max_iter:
         result.converged = multiplier.feasible
     if held_out is not None:
-        state, result.kept_start, result.best_epoch = held_out.chosen()
-        result.heldout_variance = held_out.variance()
+        (state, result.kept_start, result.best_epoch,
+         result.heldout_variance) = held_out.chosen()
         if state is not None:
             module.load_state_dict(state)
     return _finish(module, optimizer, multiplier, result, config)
