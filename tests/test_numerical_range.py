@@ -260,3 +260,67 @@ def test_bitwise_reproducible_refit(X):
     assert_array_equal(a.score_samples(X), b.score_samples(X))
 
 
+
+
+# ------------------------------------------- the zero-variance check's fast path
+def _all_constant(X):
+    """The zero-variance criterion written out: sklearn's ``_is_constant_feature``
+    on each column divided by its largest |x|, independent of skvae's code."""
+    X = np.asarray(X, dtype=np.float64)
+    peak = np.abs(X).max(axis=0)
+    U = X / np.where(peak > 0, peak, 1.0)
+    n, eps = X.shape[0], np.finfo(np.float64).eps
+    mean, var = U.mean(axis=0), U.var(axis=0)
+    return bool(np.all(var <= n * eps * var + (n * mean * eps) ** 2))
+
+
+def _zero_variance_cases():
+    rng = np.random.default_rng(0)
+    eps = np.finfo(float).eps
+    steps = np.arange(10)[:, None] * eps * np.ones((1, 3))
+    tiny = rng.normal(size=(50, 3))
+    tiny[:, 0] *= 8.7e-17
+    return {
+        "normal": rng.normal(size=(500, 3)),
+        "rounding steps at 1": 1.0 + steps,
+        "rounding steps at 1e300": 1e300 * (1.0 + steps),
+        "rounding steps at 1e-300": 1e-300 * (1.0 + steps),
+        "constant and rounding": np.column_stack([np.full(10, 3.0), 1.0 + steps[:, 0]]),
+        "spread 1e200 at 1e300": 1e300 + 1e200 * rng.normal(size=(40, 2)),
+        "tiny column": tiny,
+        "denormals": rng.normal(size=(30, 4)) * 1e-310,
+        "the float64 limits": np.array([[1.7e308, -1.7e308], [-1.7e308, 1.7e308]] * 5),
+        "float32": rng.normal(size=(100, 3)).astype(np.float32),
+        "zeros": np.zeros((20, 2)),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_zero_variance_cases()))
+def test_zero_variance_check_agrees_with_the_criterion(case):
+    from skvae._scaling import check_not_constant
+
+    X = _zero_variance_cases()[case]
+    if _all_constant(X):
+        with pytest.raises(ValueError, match="zero variance"):
+            check_not_constant(X)
+    else:
+        check_not_constant(X)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 20_000])
+@pytest.mark.parametrize("magnitude", [1e-300, 1.0, 1e300])
+def test_fast_zero_variance_path_never_passes_a_constant_column(n, magnitude):
+    # Two values a relative spread apart, swept across the criterion's
+    # threshold: the two-reduction test may say "varies" only where the
+    # criterion does, and it does say so well above the threshold.
+    from skvae._scaling import _a_column_clearly_varies
+
+    pattern = (np.arange(n) % 2).astype(float)[:, None]
+    said = []
+    for spread in np.geomspace(1e-17, 1e-4, 80):
+        X = magnitude * (1.0 + spread * pattern)
+        varies = _a_column_clearly_varies(X)
+        if varies:
+            assert not _all_constant(X), spread
+        said.append(varies)
+    assert said[-1] and not said[0]
