@@ -136,11 +136,13 @@ def _a_column_clearly_varies(X):
     """
     n = X.shape[0]
     ne = n * _EPS
-    if has_missing(X) or not ne < 0.5:
+    if n == 0 or not ne < 0.5:
         return False
     with np.errstate(over="ignore", invalid="ignore"):
         top = np.max(X, axis=0).astype(np.float64)
         bottom = np.min(X, axis=0).astype(np.float64)
+        if np.isnan(bottom).any():  # a missing entry (min propagates NaN, as in has_missing)
+            return False
         peak = np.maximum(np.abs(top), np.abs(bottom))
         spread = (top - bottom) / np.where(peak > 0, peak, 1.0)
     return bool(np.any(spread > 2.0 * ne * np.sqrt(2.0 * n / (1.0 - ne))))

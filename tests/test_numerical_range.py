@@ -260,8 +260,6 @@ def test_bitwise_reproducible_refit(X):
     assert_array_equal(a.score_samples(X), b.score_samples(X))
 
 
-
-
 # ------------------------------------------- the zero-variance check's fast path
 def _all_constant(X):
     """The zero-variance criterion written out: sklearn's ``_is_constant_feature``
