@@ -63,7 +63,7 @@ def mean_squared_distance(Y, C):
     return masked_squared_distance(Y, C)
 
 
-def collapse_loss(Y, r_min, r_max):
+def collapse_loss(Y, r_min, r_max, *, mean=None, total=None):
     """``delta_collapse = min_{c in S} mean ||y - c||^2``, the loss of a decoder that ignores z.
 
     The minimiser over the shell is the projection of the mean, so
@@ -71,7 +71,7 @@ def collapse_loss(Y, r_min, r_max):
     variance; with ``r_max = inf`` the outer side never binds. With missing
     entries, see :func:`~skvae._missing.collapse_loss`.
     """
-    return _missing.collapse_loss(Y, r_min, r_max)
+    return _missing.collapse_loss(Y, r_min, r_max, mean=mean, total=total)
 
 
 def _kmeans(Y, n_clusters, random_state):
@@ -154,8 +154,9 @@ def fit_feasible_region(
     centers, labels = _kmeans(Y_in, n_clusters, random_state)
     W = mean_squared_distance(Y, centers[labels])
     W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
-    T = mean_squared_distance(Y, masked_mean(Y))
-    delta = collapse_loss(Y, r_min, r_max)
+    mean = masked_mean(Y)
+    T = mean_squared_distance(Y, mean)
+    delta = collapse_loss(Y, r_min, r_max, mean=mean, total=T)
     pca = None if ppca is None else ppca.expected_loss(Y, Y_in)
     if anchor == "codebook":
         anchor_loss = W_S

@@ -93,7 +93,7 @@ def masked_squared_distance(Y, C):
     return float(np.mean(np.sum(((Y0 - C) * M) ** 2, axis=1)))
 
 
-def collapse_loss(Y, r_min, r_max):
+def collapse_loss(Y, r_min, r_max, *, mean=None, total=None):
     """The loss of the best input-independent decoder with outputs in the shell, on observed entries.
 
     A decoder that ignores its input outputs one ``c`` with
@@ -105,11 +105,15 @@ def collapse_loss(Y, r_min, r_max):
     mean is at the origin (every standardized fit: ``r_min^2`` on the axis of
     the least-observed column) and otherwise a lower bound of the minimum,
     which keeps the certificate valid (docs/theory.rst).
+
+    ``mean`` and ``total`` (``masked_mean(Y)`` and the mean squared distance
+    of the rows to it, T) may be passed when the caller has them.
     """
-    mean = masked_mean(Y)
+    mean = masked_mean(Y) if mean is None else mean
     norm = float(np.linalg.norm(mean))
     dist = max(0.0, r_min - norm, norm - r_max)
     weight = 1.0
     if has_missing(Y):
         weight = float((~np.isnan(Y)).sum(axis=0).min() / Y.shape[0])
-    return masked_squared_distance(Y, mean) + weight * dist**2
+    total = masked_squared_distance(Y, mean) if total is None else total
+    return total + weight * dist**2

@@ -21,6 +21,24 @@ _NORM_FLOOR = 1e-12
 _LOGVAR_RANGE = (-30.0, 20.0)
 
 
+def _row_norms(u):
+    """``|u_i|`` as a column, without overflow or underflow of the squares.
+
+    The plain norm is exact unless the sum of squares overflows (an
+    infinite result) or entries' squares underflow, which can matter only
+    for norms below ``sqrt(tiny) / eps``. Only then, or with a NaN, are the
+    norms taken again with each row divided by its largest ``|u_ij|``
+    (decoded rows of a float64 latent ~1e160 have norms ~1e161).
+    """
+    norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+    info = torch.finfo(u.dtype)
+    trusted = (norm >= info.tiny ** 0.5 / info.eps) & (norm < math.inf)
+    if bool(trusted.all()):
+        return norm
+    peak = u.abs().amax(dim=1, keepdim=True).clamp_min(info.tiny)
+    return peak * torch.linalg.vector_norm(u / peak, dim=1, keepdim=True)
+
+
 def _mlp(sizes, activation):
     """Linear layers through ``sizes`` with ``activation`` after each one."""
     layers = []
@@ -56,17 +74,15 @@ class NormConstraint(nn.Module):
         self.slope = 1.0 - self.r_min / knee
 
     def forward(self, u):
-        # At inference (float64, any latent input) the norm must not
-        # overflow: decoded rows of a latent ~1e160 have norms ~1e161.
-        peak = u.abs().amax(dim=1, keepdim=True).clamp_min(torch.finfo(u.dtype).tiny)
-        norm = peak * torch.linalg.vector_norm(u / peak, dim=1, keepdim=True)
+        norm = _row_norms(u)
         tiny = torch.finfo(u.dtype).tiny ** 0.5
-        safe = norm.clamp_min(tiny)
         rho = torch.where(
             norm < self.knee, self.r_min + self.slope * norm, norm.clamp_max(self.r_max)
         )
         # NaN rows stay NaN (a diverged network must not look like a finite one).
-        return origin_to_e1(u * (rho / safe), norm <= tiny, self.r_min)
+        y = u * (rho / norm.clamp_min(tiny))
+        at_origin = norm <= tiny
+        return origin_to_e1(y, at_origin, self.r_min) if bool(at_origin.any()) else y
 
     def squared_error(self, u, y, mask=None):
         """Training loss ``mean_i |y_i - layer(u)_i|^2``, the layer fused into it.

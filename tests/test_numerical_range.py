@@ -1,5 +1,6 @@
 """Finite input gives finite output or a ValueError naming the cause; no data in the pickle."""
 
+import math
 import pickle
 import re
 
@@ -103,6 +104,50 @@ def test_norm_layer_keeps_nan_and_bounds_huge_rows():
     assert torch.isnan(out[0]).all()  # a NaN row used to become r_min * e_1
     assert_allclose(out[1].numpy(), [3 / np.sqrt(2)] * 2, rtol=1e-12)
     assert_allclose(out[2].numpy(), [1.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mixed", [False, True])
+def test_norm_layer_over_the_whole_float_range(dtype, mixed):
+    # Rows of every magnitude, from denormal to near overflow, alone in a
+    # batch or beside ordinary rows, against the profile applied to the
+    # exact norm (math.hypot, which neither overflows nor underflows).
+    r_min, r_max, knee = 1.0, 1e6, 1.5
+    layer = NormConstraint(r_min, r_max, knee).to(dtype)
+    info = torch.finfo(dtype)
+    low, high = math.log10(info.smallest_normal) - 6, math.log10(info.max) - 1
+    direction = np.array([0.36, -0.48, 0.8])
+    ordinary = np.array([[1.0, 2.0, 2.0], [0.1, 0.0, 0.2]])
+    for exponent in np.linspace(low, high, 41):
+        rows = [direction * 10.0**exponent] + (list(ordinary) if mixed else [])
+        u = torch.tensor(np.array(rows), dtype=dtype)
+        out = layer(u).double().numpy()
+        for row, got in zip(u.double().numpy(), out):
+            s = math.hypot(*row)
+            if s <= info.tiny ** 0.5:  # no direction: r_min * e_1
+                expected = np.array([r_min, 0.0, 0.0])
+            else:
+                expected = row / s * float(_profile(s, r_min, r_max, knee))
+            assert_allclose(got, expected, rtol=1e-5 if dtype == torch.float32 else 1e-12,
+                            atol=0, err_msg=f"|u| = {s:.3g}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_norm_layer_with_many_denormal_squares(dtype):
+    # 4096 equal entries whose squares are denormal, though the row's norm
+    # is twice the smallest the layer gives a direction: a plain float sum
+    # of squares loses digits there.
+    info = torch.finfo(dtype)
+    entry = 2 * info.tiny ** 0.5 / 64
+    u = torch.full((1, 4096), entry, dtype=dtype)
+    layer = NormConstraint(1.0, math.inf, 1.5).to(dtype)
+    s = 64 * entry
+    expected = (1.0 + s / 3) / 64
+    assert_allclose(layer(u).double().numpy(), expected, rtol=1e-6)
+
+
+def _profile(s, r_min, r_max, knee):
+    return r_min + s * (1 - r_min / knee) if s < knee else min(s, r_max)
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
