@@ -21,20 +21,36 @@ _NORM_FLOOR = 1e-12
 _LOGVAR_RANGE = (-30.0, 20.0)
 
 
+_is_compiling = getattr(torch.compiler, "is_compiling", None)
+if _is_compiling is None:  # torch < 2.3
+    from torch._dynamo import is_compiling as _is_compiling
+
+
+def _symbolic():
+    """Whether torch is tracing the module (torch.export, ONNX, torch.compile).
+
+    A traced graph cannot branch on the data, so code that takes a cheaper
+    path when the data allow it takes the path that is right for all data.
+    """
+    return torch.jit.is_tracing() or _is_compiling()
+
+
 def _row_norms(u):
     """``|u_i|`` as a column, without overflow or underflow of the squares.
 
     The plain norm is exact unless the sum of squares overflows (an
     infinite result) or entries' squares underflow, which can matter only
-    for norms below ``sqrt(tiny) / eps``. Only then, or with a NaN, are the
-    norms taken again with each row divided by its largest ``|u_ij|``
-    (decoded rows of a float64 latent ~1e160 have norms ~1e161).
+    for norms below ``sqrt(tiny) / eps``. Only then, with a NaN, or when
+    traced (:func:`_symbolic`), are the norms taken with each row divided
+    by its largest ``|u_ij|`` (decoded rows of a float64 latent ~1e160 have
+    norms ~1e161).
     """
-    norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
     info = torch.finfo(u.dtype)
-    trusted = (norm >= info.tiny ** 0.5 / info.eps) & (norm < math.inf)
-    if bool(trusted.all()):
-        return norm
+    if not _symbolic():
+        norm = torch.linalg.vector_norm(u, dim=1, keepdim=True)
+        trusted = (norm >= info.tiny ** 0.5 / info.eps) & (norm < math.inf)
+        if bool(trusted.all()):
+            return norm
     peak = u.abs().amax(dim=1, keepdim=True).clamp_min(info.tiny)
     return peak * torch.linalg.vector_norm(u / peak, dim=1, keepdim=True)
 
@@ -82,7 +98,9 @@ class NormConstraint(nn.Module):
         # NaN rows stay NaN (a diverged network must not look like a finite one).
         y = u * (rho / norm.clamp_min(tiny))
         at_origin = norm <= tiny
-        return origin_to_e1(y, at_origin, self.r_min) if bool(at_origin.any()) else y
+        if _symbolic() or bool(at_origin.any()):
+            y = origin_to_e1(y, at_origin, self.r_min)
+        return y
 
     def squared_error(self, u, y, mask=None):
         """Training loss ``mean_i |y_i - layer(u)_i|^2``, the layer fused into it.
