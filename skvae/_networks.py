@@ -43,7 +43,9 @@ def _row_norms(u):
     for norms below ``sqrt(tiny) / eps``. Only then, with a NaN, or when
     traced (:func:`_symbolic`), are the norms taken with each row divided
     by its largest ``|u_ij|`` (decoded rows of a float64 latent ~1e160 have
-    norms ~1e161).
+    norms ~1e161). :func:`skvae._scaling.row_norms` is the same rule for
+    numpy rows; this one stays on the tensor's device and in its graph, and
+    recomputes the whole batch rather than indexing the rows that need it.
     """
     info = torch.finfo(u.dtype)
     if not _symbolic():

@@ -1,4 +1,4 @@
-"""Shared test helpers: the three model geometries, quiet fits, held-out error."""
+"""Shared test helpers: the three model geometries, quiet fits, held-out error, the shell profile."""
 
 import warnings
 
@@ -36,3 +36,8 @@ def train_test_blobs():
     X, _ = make_blobs(n_samples=1500, n_features=6, centers=5, cluster_std=1.5,
                       random_state=0)
     return X[:1200], X[1200:]
+
+
+def reference_rho(s, r_min, r_max, knee):
+    """The output layer's radial profile (docs/theory.rst), written out independently."""
+    return np.where(s < knee, r_min + s * (1 - r_min / knee), np.minimum(s, r_max))

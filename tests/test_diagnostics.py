@@ -12,6 +12,7 @@ from skvae._networks import NormConstraint, build_vae, kl_elementwise
 from skvae._constraint import Constraint, Multiplier
 from skvae._training import kl_term
 from skvae._vae import kl_weight_schedule
+from _helpers import reference_rho
 
 
 def test_kl_closed_form_matches_monte_carlo():
@@ -87,11 +88,6 @@ def test_multiplier_on_device_follows_the_same_rule():
     assert dev.feasible == host.feasible
 
 
-def _reference_rho(s, r_min, r_max, knee):
-    """The output layer's radial profile (docs/theory.rst), written out independently."""
-    return np.where(s < knee, r_min + s * (1 - r_min / knee), np.minimum(s, r_max))
-
-
 def test_norm_constraint_radial_profile_and_direction():
     r_min, r_max, knee = 0.5, 3.0, 0.8
     layer = NormConstraint(r_min, r_max, knee)
@@ -101,7 +97,7 @@ def test_norm_constraint_radial_profile_and_direction():
     y = layer(u)
     s = torch.linalg.vector_norm(u, dim=1).numpy()
     norms = torch.linalg.vector_norm(y, dim=1).numpy()
-    assert_allclose(norms, _reference_rho(s, r_min, r_max, knee), rtol=1e-12)
+    assert_allclose(norms, reference_rho(s, r_min, r_max, knee), rtol=1e-12)
     # Every output lies in the shell; directions are kept.
     assert np.all(norms >= r_min - 1e-12) and np.all(norms <= r_max + 1e-12)
     cos = torch.sum(y * u, dim=1).numpy() / (norms * s)

@@ -15,7 +15,7 @@ from skvae import SphericalClusterVAE, SphericalShellScaler, VAE
 from skvae._networks import NormConstraint
 from skvae.metrics import collapse_certificate
 
-from _helpers import GEOMETRIES, fit_quietly, geometry_model
+from _helpers import GEOMETRIES, fit_quietly, geometry_model, reference_rho
 
 
 SMALL = dict(hidden_layer_sizes=(16,), max_iter=5, random_state=0)
@@ -127,7 +127,7 @@ def test_norm_layer_over_the_whole_float_range(dtype, mixed):
             if s <= info.tiny ** 0.5:  # no direction: r_min * e_1
                 expected = np.array([r_min, 0.0, 0.0])
             else:
-                expected = row / s * float(_profile(s, r_min, r_max, knee))
+                expected = row / s * float(reference_rho(s, r_min, r_max, knee))
             assert_allclose(got, expected, rtol=1e-5 if dtype == torch.float32 else 1e-12,
                             atol=0, err_msg=f"|u| = {s:.3g}")
 
@@ -144,10 +144,6 @@ def test_norm_layer_with_many_denormal_squares(dtype):
     s = 64 * entry
     expected = (1.0 + s / 3) / 64
     assert_allclose(layer(u).double().numpy(), expected, rtol=1e-6)
-
-
-def _profile(s, r_min, r_max, knee):
-    return r_min + s * (1 - r_min / knee) if s < knee else min(s, r_max)
 
 
 @pytest.mark.parametrize("name", GEOMETRIES)
