@@ -8,7 +8,7 @@ import torch
 from ._constraint import LAMBDA_INIT, Constraint, Multiplier
 from ._heldout import HeldOut
 from ._networks import kl_elementwise
-from ._optimizer import fused_adam, optimizer_state_from_numpy, optimizer_state_to_numpy
+from ._optimizer import adam, optimizer_state_from_numpy, optimizer_state_to_numpy
 
 #: ``learning_rate="adaptive"``: the step is divided by this ...
 ADAPTIVE_DIVISOR = 5.0
@@ -138,9 +138,7 @@ def _objective(decoder, y, m, z, mu, logvar, weight, config):
 
 def _optimizer_and_multiplier(module, config, device, resume):
     """Adam over the module's weights and the constraint's multiplier, resumed if given."""
-    optimizer = torch.optim.Adam(
-        module.parameters(), lr=config.learning_rate, fused=fused_adam(device)
-    )
+    optimizer = adam(module.parameters(), config.learning_rate, device)
     multiplier = Multiplier(config.constraint, on_device=device.type != "cpu")
     if resume is not None:
         optimizer_state_from_numpy(optimizer, resume["optimizer"], device)
@@ -177,7 +175,7 @@ def _epoch(module, Y, M, optimizer, multiplier, weight, config, generator, noise
         loss.backward()
         try:
             optimizer.step()
-        except RuntimeError as exc:  # torch's Adam overflows on absurd step sizes
+        except RuntimeError as exc:  # the Adam kernel overflows on absurd step sizes
             if "overflow" not in str(exc):
                 raise
             raise diverged(epoch, config) from None
