@@ -48,8 +48,8 @@ def has_umap():
     return True
 
 
-def describe(commit=None):
-    """Markdown lines: CPU, cores, memory, OS, Python and library versions."""
+def describe(commit=None, gpu=None):
+    """Markdown lines: CPU, cores, memory, the GPU used (if any), OS, Python and library versions."""
     import numpy
     import sklearn
     import torch
@@ -59,7 +59,7 @@ def describe(commit=None):
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return [
         f"- CPU: {_cpu_model()}, {cores} cores available to the process, "
-        f"{_memory_gib():.0f} GiB memory, no GPU used",
+        f"{_memory_gib():.0f} GiB memory, " + (f"GPU: {gpu}" if gpu else "no GPU used"),
         f"- OS: {platform.platform()}",
         f"- Python {sys.version.split()[0]}, numpy {numpy.__version__}, "
         f"scikit-learn {sklearn.__version__}, torch {torch.__version__}, "

@@ -148,6 +148,15 @@ def test_speed_benchmark_smoke(tmp_path):
         assert section in md
 
 
+def test_gpu_benchmark_smoke(tmp_path):
+    # On the CPU: the code only (the GPU run is a separate, manual step).
+    _run_smoke("gpu.py", tmp_path, "--device", "cpu")
+    md = (tmp_path / "gpu_smoke.md").read_text()
+    for section in ["## Training throughput", "## Default fits", "## Whole-fit ratio"]:
+        assert section in md
+    assert "| auto (" in md and "| SphericalClusterVAE |" in md
+
+
 def test_threads_benchmark_smoke(tmp_path):
     _run_smoke("threads.py", tmp_path)
     md = (tmp_path / "threads_smoke.md").read_text()

@@ -70,6 +70,31 @@ def test_matches_torch_adam_fused(dtype, skip):
     assert float(sa["state"][2]["step"]) == (3.0 if skip else 12.0)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_matches_torch_adam_fused_on_cuda():
+    ours = [p.detach().cuda().requires_grad_() for p in _params()]
+    ref = [p.detach().cuda().requires_grad_() for p in _params()]
+    cuda_grads = _grads
+
+    def make_run(make, params):
+        opt = make(params)
+        for t in range(9):
+            opt.zero_grad()
+            for p, g in zip(params, cuda_grads(params, t)):
+                p.grad = None if g is None else g.cuda()
+            opt.step()
+        return opt
+
+    a = make_run(lambda p: FusedAdam(p, 3e-3), ours)
+    b = make_run(lambda p: torch.optim.Adam(p, lr=3e-3, fused=True), ref)
+    for p, q in zip(ours, ref):
+        assert p.device.type == "cuda" and torch.equal(p, q)
+    for i, entry in a.state_dict()["state"].items():
+        for name, v in entry.items():
+            w = b.state_dict()["state"][i][name]
+            assert v.device == w.device and v.dtype == w.dtype and torch.equal(v, w)
+
+
 def test_one_step_is_adams_closed_form():
     # Independent of torch: after one step from zero moments, the bias-corrected
     # moments are g and g**2, so each entry moves by lr * g / (|g| + eps).

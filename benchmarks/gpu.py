@@ -1,0 +1,189 @@
+"""GPU benchmark: SphericalClusterVAE on a CUDA device against the GPU's own matmul rate.
+
+Measures, in one run on ``--device`` (default ``cuda``):
+
+1. the device's float32 matmul rate (8192² by default; TF32 off, torch's
+   default), the yardstick of the throughput table;
+2. training throughput (the training phase of ``fit_times_``, FLOP/s as in
+   ``speed.py``) on 1M x 64 rows at the default batch and at larger ones;
+3. the default fit of SphericalClusterVAE and of VAE on 1M x 64 rows
+   (early stopping and the stopping rule on): wall time, epochs, and the
+   parts of the SphericalClusterVAE fit;
+4. the whole-fit ratio SphericalClusterVAE / VAE at 200k x 64 rows and 10
+   epochs (early stopping off), alternated pairs.
+
+Nothing here is needed by the tests; the smoke run (``--smoke --device
+cpu``) checks the code only.
+
+    python benchmarks/gpu.py [--device cuda] [--smoke] [--output DIR]
+"""
+
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _cli import parser as cli_parser, write_report  # noqa: E402
+from _machine import describe, git_commit  # noqa: E402
+from _throughput import flops_per_row  # noqa: E402
+from speed import synthetic  # noqa: E402
+
+FULL = dict(matmul=8192, rows=1_000_000, epochs=2, batches=[None, 16_384, 65_536],
+            default_params={}, ratio_rows=200_000, ratio_epochs=10, pairs=3)
+SMOKE = dict(matmul=256, rows=3_000, epochs=1, batches=[None, 1_024],
+             default_params=dict(max_iter=2), ratio_rows=2_000, ratio_epochs=1, pairs=1)
+
+
+def _sync(device):
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def matmul_rate(device, size, repeats=10):
+    """Median float32 GFLOP/s of a size x size matmul on ``device`` (after three warm-ups)."""
+    import torch
+
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn((size, size), generator=g, device=device)
+    b = torch.randn((size, size), generator=g, device=device)
+    times = []
+    for i in range(3 + repeats):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        if i >= 3:
+            times.append(time.perf_counter() - start)
+    return 2 * size**3 / statistics.median(times) / 1e9
+
+
+def _fit(cls, X, device, **params):
+    import skvae
+
+    model = getattr(skvae, cls)(device=device, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _sync(device)
+        start = time.perf_counter()
+        model.fit(X)
+        _sync(device)
+    return model, time.perf_counter() - start
+
+
+def throughput(X, device, batches, epochs):
+    """Rows/s and GFLOP/s of the training phase at each batch (None: the default)."""
+    rows = []
+    for batch in batches:
+        model, _ = _fit("SphericalClusterVAE", X, device, max_iter=epochs,
+                        n_iter_no_change=epochs + 1, early_stopping=False,
+                        batch_size=batch or "auto")
+        seconds = model.fit_times_["training"]
+        rows_per_s = model.n_iter_ * X.shape[0] / seconds
+        per_row = flops_per_row(X.shape[1], model.hidden_layer_sizes, model.n_components)
+        rows.append(dict(batch=batch, used_batch=model.batch_size_, epochs=model.n_iter_,
+                         seconds=seconds, rows_per_s=rows_per_s,
+                         gflops=rows_per_s * per_row / 1e9))
+    return rows
+
+
+def default_fits(X, device, params):
+    """Wall time, epochs and parts of the default fits (``params`` aside) on all of ``X``."""
+    out = {}
+    for cls in ("SphericalClusterVAE", "VAE"):
+        model, seconds = _fit(cls, X, device, **params)
+        out[cls] = dict(seconds=seconds, epochs=model.n_iter_, batch=model.batch_size_,
+                        parts=dict(model.fit_times_),
+                        certified=bool(getattr(model, "collapse_certified_", False)))
+    return out
+
+
+def ratio(X, device, epochs, pairs):
+    """Whole-fit seconds of alternated SphericalClusterVAE / VAE pairs (early stopping off)."""
+    params = dict(max_iter=epochs, n_iter_no_change=epochs + 1, early_stopping=False)
+    _fit("VAE", X, device, **params)  # warm-up: kernels, allocator, imports
+    times = {"SphericalClusterVAE": [], "VAE": []}
+    for p in range(pairs):
+        order = list(times) if p % 2 == 0 else list(reversed(list(times)))
+        for cls in order:
+            times[cls].append(_fit(cls, X, device, **params)[1])
+    ratios = [a / b for a, b in zip(times["SphericalClusterVAE"], times["VAE"])]
+    return dict(times=times, ratios=ratios, median=statistics.median(ratios))
+
+
+def report(res, cfg, args, machine, wall):
+    import torch
+
+    dev = res["device_name"]
+    rate = res["matmul_gflops"]
+    lines = [
+        "# GPU: SphericalClusterVAE on a CUDA device", "",
+        f"Generated by `python benchmarks/gpu.py{' --smoke' if args.smoke else ''} --device "
+        f"{args.device}` in {wall / 60:.1f} min on {dev} (torch {torch.__version__}). "
+        "Machine:", "", *machine, "",
+        "## Training throughput", "",
+        f"Training phase of `fit_times_` on {cfg['rows']:,} × 64 rows, default network, "
+        f"{cfg['epochs']} epochs, early stopping off. FLOPs per row as in `speed.md`. "
+        f"Measured float32 matmul rate ({cfg['matmul']}², TF32 off): **{rate:,.0f} GFLOP/s**.",
+        "", "| batch | epochs | seconds | rows/s | GFLOP/s | share of the matmul rate |",
+        "|---|---|---|---|---|---|"]
+    for r in res["throughput"]:
+        label = f"auto ({r['used_batch']}, the default)" if r["batch"] is None else str(r["batch"])
+        lines.append(f"| {label} | {r['epochs']} | {r['seconds']:.2f} | {r['rows_per_s']:,.0f} | "
+                     f"{r['gflops']:,.1f} | {100 * r['gflops'] / rate:.2f}% |")
+    lines += ["", f"## Default fits on {cfg['rows']:,} × 64 rows", "",
+              "Every parameter at its default except `device`; the stopping rule and early "
+              "stopping on.", "",
+              "| estimator | seconds | epochs | batch | certified |", "|---|---|---|---|---|"]
+    for cls, r in res["default"].items():
+        cert = ("yes" if r["certified"] else "no") if cls == "SphericalClusterVAE" else "—"
+        lines.append(f"| {cls} | {r['seconds']:.1f} | {r['epochs']} | {r['batch']} | {cert} |")
+    parts = res["default"]["SphericalClusterVAE"]["parts"]
+    lines += ["", "Parts of the SphericalClusterVAE fit (`fit_times_`, seconds): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in parts.items()) + ".", "",
+              f"## Whole-fit ratio at {cfg['ratio_rows']:,} × 64 rows, {cfg['ratio_epochs']} "
+              "epochs", "",
+              f"Alternated pairs after a warm-up fit; early stopping off. SphericalClusterVAE / "
+              f"VAE per pair: {', '.join(f'{x:.3f}' for x in res['ratio']['ratios'])}; "
+              f"median **{res['ratio']['median']:.3f}**. Seconds: SphericalClusterVAE "
+              f"{', '.join(f'{x:.2f}' for x in res['ratio']['times']['SphericalClusterVAE'])}; "
+              f"VAE {', '.join(f'{x:.2f}' for x in res['ratio']['times']['VAE'])}."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    cli = cli_parser(__doc__)
+    cli.add_argument("--device", default="cuda", help="torch device (default: cuda)")
+    cli.add_argument("--commit", help="the commit measured, where the checkout has no .git")
+    args = cli.parse_args(argv)
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit("gpu.py: no CUDA device here; run it on a GPU machine or pass --device cpu")
+    cfg = SMOKE if args.smoke else FULL
+    start, commit = time.perf_counter(), args.commit or git_commit()
+    res = {"device_name": (torch.cuda.get_device_name(args.device)
+                           if args.device.startswith("cuda") else args.device)}
+    res["matmul_gflops"] = matmul_rate(args.device, cfg["matmul"])
+    X = synthetic(cfg["rows"], seed=3)
+    res["throughput"] = throughput(X, args.device, cfg["batches"], cfg["epochs"])
+    print(f"throughput: {res['throughput']}", file=sys.stderr, flush=True)
+    res["default"] = default_fits(X, args.device, cfg["default_params"])
+    print(f"default fits: {res['default']}", file=sys.stderr, flush=True)
+    res["ratio"] = ratio(synthetic(cfg["ratio_rows"]), args.device, cfg["ratio_epochs"],
+                         cfg["pairs"])
+    wall = time.perf_counter() - start
+    write_report(args.output, "gpu", args.smoke, json.dumps(res, indent=1), suffix=".json")
+    path = write_report(args.output, "gpu", args.smoke,
+                        report(res, cfg, args, describe(commit, gpu=res["device_name"]
+                                                        if args.device != "cpu" else None), wall))
+    print(f"wrote {path} ({wall / 60:.1f} min)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
