@@ -25,7 +25,6 @@ import time
 import warnings
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
