@@ -19,11 +19,10 @@ pytestmark = pytest.mark.skipif(not fused_adam(torch.device("cpu")),
                                 reason="torch has no fused CPU Adam kernel before 2.4")
 
 
-def _params(dtype=torch.float32, seed=0):
+def _params(dtype=torch.float32, seed=0, device="cpu"):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(5, 3, generator=g, dtype=dtype).requires_grad_(),
-            torch.randn(3, generator=g, dtype=dtype).requires_grad_(),
-            torch.randn(2, 2, generator=g, dtype=dtype).requires_grad_()]
+    return [torch.randn(shape, generator=g, dtype=dtype).to(device).requires_grad_()
+            for shape in ((5, 3), (3,), (2, 2))]
 
 
 def _grads(params, step, skip=True):
@@ -41,23 +40,26 @@ def _run(make, params, steps, lr_change_at=None, skip=True):
             opt.param_groups[0]["lr"] /= 5.0
         opt.zero_grad(set_to_none=True)
         for p, g in zip(params, _grads(params, t, skip)):
-            p.grad = g
+            p.grad = None if g is None else g.to(p.device)
         opt.step()
     return opt
 
 
+@pytest.mark.parametrize("device", [
+    "cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                         reason="needs a CUDA device"))])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("skip", [True, False])
-def test_matches_torch_adam_fused(dtype, skip):
+def test_matches_torch_adam_fused(dtype, skip, device):
     # skip=False: every parameter steps together (one shared count tensor);
     # skip=True: one parameter skips every other step (counts differ).
-    ours, ref = _params(dtype), _params(dtype)
+    ours, ref = _params(dtype, device=device), _params(dtype, device=device)
     steps = 7 if skip else 12
     a = _run(lambda p: FusedAdam(p, 3e-3, betas=(0.8, 0.99)), ours, steps, 4, skip)
     b = _run(lambda p: torch.optim.Adam(p, lr=3e-3, betas=(0.8, 0.99), fused=True), ref, steps,
              4, skip)
     for p, q in zip(ours, ref):
-        assert torch.equal(p, q)
+        assert p.device.type == device and torch.equal(p, q)
     sa, sb = a.state_dict(), b.state_dict()
     assert sa["param_groups"] == sb["param_groups"]
     assert sa["state"].keys() == sb["state"].keys() == {0, 1, 2}
@@ -68,31 +70,6 @@ def test_matches_torch_adam_fused(dtype, skip):
             assert v.dtype == w.dtype and v.device == w.device and torch.equal(v, w), (i, name)
     # The skipped parameter took steps only on odd iterations.
     assert float(sa["state"][2]["step"]) == (3.0 if skip else 12.0)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_matches_torch_adam_fused_on_cuda():
-    ours = [p.detach().cuda().requires_grad_() for p in _params()]
-    ref = [p.detach().cuda().requires_grad_() for p in _params()]
-    cuda_grads = _grads
-
-    def make_run(make, params):
-        opt = make(params)
-        for t in range(9):
-            opt.zero_grad()
-            for p, g in zip(params, cuda_grads(params, t)):
-                p.grad = None if g is None else g.cuda()
-            opt.step()
-        return opt
-
-    a = make_run(lambda p: FusedAdam(p, 3e-3), ours)
-    b = make_run(lambda p: torch.optim.Adam(p, lr=3e-3, fused=True), ref)
-    for p, q in zip(ours, ref):
-        assert p.device.type == "cuda" and torch.equal(p, q)
-    for i, entry in a.state_dict()["state"].items():
-        for name, v in entry.items():
-            w = b.state_dict()["state"][i][name]
-            assert v.device == w.device and v.dtype == w.dtype and torch.equal(v, w)
 
 
 def test_one_step_is_adams_closed_form():
