@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
-from _throughput import flops_per_row  # noqa: E402
+from _throughput import training_throughput  # noqa: E402
 from speed import synthetic  # noqa: E402
 
 FULL = dict(matmul=8192, rows=1_000_000, epochs=2, batches=[None, 16_384, 65_536],
@@ -76,19 +76,10 @@ def _fit(cls, X, device, **params):
 
 
 def throughput(X, device, batches, epochs):
-    """Rows/s and GFLOP/s of the training phase at each batch (None: the default)."""
-    rows = []
-    for batch in batches:
-        model, _ = _fit("SphericalClusterVAE", X, device, max_iter=epochs,
-                        n_iter_no_change=epochs + 1, early_stopping=False,
-                        batch_size=batch or "auto")
-        seconds = model.fit_times_["training"]
-        rows_per_s = model.n_iter_ * X.shape[0] / seconds
-        per_row = flops_per_row(X.shape[1], model.hidden_layer_sizes, model.n_components)
-        rows.append(dict(batch=batch, used_batch=model.batch_size_, epochs=model.n_iter_,
-                         seconds=seconds, rows_per_s=rows_per_s,
-                         gflops=rows_per_s * per_row / 1e9))
-    return rows
+    """Rows/s and GFLOP/s of the training phase at each batch (None: the default), on ``device``."""
+    return training_throughput(X, batches, epochs, lambda X, e, batch: _fit(
+        "SphericalClusterVAE", X, device, max_iter=e, n_iter_no_change=e + 1,
+        early_stopping=False, batch_size=batch or "auto")[0])
 
 
 def default_fits(X, device, params):
