@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _forward
 from ._missing import hide_observed, nothing_observed
+from ._optimizer import lbfgs
 from ._runtime import torch_threads
 from ._spherical import SphericalClusterVAE
 from ._validation import FLOAT_DTYPES, fit_or_restore, validate_numeric
@@ -88,9 +89,8 @@ def map_decode(module, Y0, observed_mask, decoder_variance, *, max_iter, tol, Y_
     y = torch.as_tensor(Y0, dtype=p.dtype, device=p.device)
     m = torch.as_tensor(observed_mask, dtype=p.dtype, device=p.device)
     z = torch.tensor(mu, dtype=p.dtype, device=p.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([z], max_iter=max_iter, tolerance_grad=tol,
-                                  tolerance_change=1e-12, history_size=20,
-                                  line_search_fn="strong_wolfe")
+    optimizer = lbfgs([z], max_iter=max_iter, tolerance_grad=tol, tolerance_change=1e-12,
+                      history_size=20, line_search_fn="strong_wolfe")
 
     def closure():
         loss = ((y - module.decoder(z)) * m).pow(2).sum() / (2.0 * decoder_variance)

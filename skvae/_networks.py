@@ -281,6 +281,22 @@ def _assemble(spec):
     return module
 
 
+def _materialize(module, device):
+    """``module`` with each meta-device parameter replaced by an uninitialised one on ``device``.
+
+    What ``Module.to_empty`` does, through ``torch.empty`` of each shape:
+    ``to_empty`` calls ``torch.empty_like`` on meta tensors, whose reference
+    implementation imports torch.fx's symbolic shapes (and sympy) the first
+    time it runs, a one-off cost on the first fit of a process
+    (``benchmarks/results/first_fit.md``).
+    """
+    for layer in module.modules():
+        for name, p in list(layer.named_parameters(recurse=False)):
+            fresh = torch.empty(p.shape, dtype=p.dtype, device=device)
+            setattr(layer, name, nn.Parameter(fresh, requires_grad=p.requires_grad))
+    return module
+
+
 def build_vae(
     *,
     n_features,
@@ -319,8 +335,7 @@ def build_vae(
     )
     if mask_inputs:
         spec["mask_inputs"] = True
-    module = _assemble(spec)
-    module = module.to_empty(device=device)
+    module = _materialize(_assemble(spec), device)
     with torch.no_grad():
         for layer in module.modules():
             if isinstance(layer, nn.Linear):

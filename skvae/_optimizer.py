@@ -1,4 +1,4 @@
-"""Adam as training uses it: the fused kernel where torch has one, and its state as plain data."""
+"""The optimizers: Adam as training uses it (fused kernel, state as plain data) and the imputer's L-BFGS."""
 
 import numpy as np
 import torch
@@ -160,3 +160,22 @@ def fused_adam(device):
         return True
     major, minor = (int(v) for v in torch.__version__.split(".")[:2])
     return device.type == "cpu" and (major, minor) >= (2, 4)
+
+
+class _LBFGS(torch.optim.LBFGS):
+    """``torch.optim.LBFGS`` with ``Optimizer.add_param_group`` unwrapped.
+
+    torch wraps ``add_param_group``, which every optimizer's constructor
+    calls, in ``torch._disable_dynamo``, and that wrapper imports
+    ``torch._dynamo`` (and sympy) at its first call in a process. Eager
+    code runs the wrapped function unchanged, so the steps are the same; a
+    torch without the ``__wrapped__`` attribute gets its own method.
+    """
+
+    add_param_group = getattr(torch.optim.Optimizer.add_param_group, "__wrapped__",
+                              torch.optim.Optimizer.add_param_group)
+
+
+def lbfgs(params, **options):
+    """``torch.optim.LBFGS(params, **options)``, without the first-use import of ``torch._dynamo``."""
+    return _LBFGS(params, **options)

@@ -1,4 +1,4 @@
-"""FusedAdam against torch.optim.Adam and Adam's closed form; training imports no torch._dynamo."""
+"""FusedAdam against torch.optim.Adam and Adam's closed form, L-BFGS against torch's; first fits import no torch._dynamo or sympy."""
 
 import subprocess
 import sys
@@ -11,6 +11,7 @@ from skvae._optimizer import (
     FusedAdam,
     adam,
     fused_adam,
+    lbfgs,
     optimizer_state_from_numpy,
     optimizer_state_to_numpy,
 )
@@ -128,13 +129,47 @@ def test_adam_picks_the_fused_class_on_cpu():
                       FusedAdam)
 
 
-def test_a_fit_does_not_import_torch_dynamo():
-    # torch.optim imports torch._dynamo (seconds, once per process) on first use.
+def test_lbfgs_steps_are_torch_lbfgs():
+    # The same ill-conditioned quadratic from the same start: the unwrapped
+    # constructor must leave every iterate of torch's L-BFGS as it is.
+    rng = np.random.default_rng(0)
+    Q = np.linalg.qr(rng.normal(size=(6, 6)))[0]
+    A = torch.from_numpy(Q @ np.diag(np.logspace(0, 2, 6)) @ Q.T)
+    b = torch.from_numpy(rng.normal(size=6))
+
+    def solve(make):
+        z = torch.zeros(6, dtype=torch.float64, requires_grad=True)
+        opt = make([z], max_iter=100, tolerance_grad=1e-10, tolerance_change=1e-14,
+                   history_size=4, line_search_fn="strong_wolfe")
+
+        def closure():
+            loss = 0.5 * z @ A @ z - b @ z
+            (z.grad,) = torch.autograd.grad(loss, z)
+            return loss.detach()
+
+        with torch.enable_grad():
+            opt.step(closure)
+        return z.detach().numpy(), opt.state[z]["func_evals"]
+
+    ours, theirs = solve(lbfgs), solve(torch.optim.LBFGS)
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    assert ours[1] == theirs[1] > 6  # several iterations, line searches included
+    np.testing.assert_allclose(ours[0], np.linalg.solve(A.numpy(), b.numpy()), rtol=1e-6)
+
+
+def test_first_calls_import_neither_torch_dynamo_nor_sympy():
+    # torch.optim's constructors import torch._dynamo, and Module.to_empty of
+    # meta tensors sympy: seconds, once per process, on a user's first fit.
     code = ("import sys, numpy as np, skvae\n"
             "X = np.random.default_rng(0).normal(size=(200, 4))\n"
+            "before = set(sys.modules)\n"
             "skvae.SphericalClusterVAE(max_iter=2, random_state=0).fit(X)\n"
             "skvae.VAE(max_iter=2, random_state=0).fit(X)\n"
-            "assert 'torch._dynamo' not in sys.modules, 'torch._dynamo was imported'\n")
+            "X[::7, 1] = np.nan\n"
+            "skvae.VAEImputer(estimator=skvae.VAE(max_iter=2, random_state=0),\n"
+            "                 fill_method='vae').fit_transform(X)\n"
+            "new = set(sys.modules) - before\n"
+            "assert not {'torch._dynamo', 'sympy'} & new, sorted({'torch._dynamo', 'sympy'} & new)\n")
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stderr
