@@ -1,6 +1,9 @@
-"""Helpers every benchmark shares: held-out reconstruction error, geometric means, one torch thread."""
+"""Helpers every benchmark shares: held-out reconstruction error, geometric means, one torch thread, a past commit's checkout."""
 
 import contextlib
+import subprocess
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -33,3 +36,31 @@ def one_torch_thread():
         yield
     finally:
         torch.set_num_threads(before)
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@contextlib.contextmanager
+def checkout(commit):
+    """The path of a temporary git worktree of ``commit``, removed on exit.
+
+    Code imported from it (with the path first on ``sys.path``) is that
+    commit's skvae, beside today's in the working tree.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "previous")
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", path, commit],
+                       check=True, capture_output=True)
+        try:
+            yield path
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", path],
+                           check=False, capture_output=True)
+
+
+def has_commit(commit):
+    """Whether the repository's history holds ``commit`` (not in a shallow clone)."""
+    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"],
+                           capture_output=True)
+    return known.returncode == 0

@@ -11,9 +11,7 @@ with these models.
     python benchmarks/previous_version.py [--smoke] [--commit 4b44fcc] [--components 2]
 """
 
-import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from datetime import datetime, timezone
@@ -22,11 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _cli import parser as cli_parser, write_report  # noqa: E402
-from _common import geomean, heldout_error  # noqa: E402
+from _common import checkout, geomean, heldout_error  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from components import DATASETS, _split  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 CLASSES = ("VAE", "SphericalClusterVAE")
 
 
@@ -101,22 +98,14 @@ def main(argv=None):
     start, commit = time.perf_counter(), git_commit()
     names = ["iris", "wine"] if args.smoke else list(DATASETS)
     seeds = 1 if args.smoke else args.seeds
-    with tempfile.TemporaryDirectory() as tmp:
-        checkout = str(Path(tmp) / "previous")
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", checkout,
-                        args.commit], check=True, capture_output=True)
-        try:
-            jobs = [dict(dataset=n, seed=s, k=k, cls=c, version=v, source=src,
-                         smoke=args.smoke)
-                    for n in names for s in range(seeds) for k in args.components
-                    for c in CLASSES
-                    for v, src in ((args.commit, checkout), ("today", None))]
-            # One process per fit: each imports skvae from its own version.
-            with get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
-                rows = pool.map(run, jobs, chunksize=1)
-        finally:
-            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", checkout],
-                           check=False, capture_output=True)
+    with checkout(args.commit) as previous:
+        jobs = [dict(dataset=n, seed=s, k=k, cls=c, version=v, source=src, smoke=args.smoke)
+                for n in names for s in range(seeds) for k in args.components
+                for c in CLASSES
+                for v, src in ((args.commit, previous), ("today", None))]
+        # One process per fit: each imports skvae from its own version.
+        with get_context("spawn").Pool(2, maxtasksperchild=1) as pool:
+            rows = pool.map(run, jobs, chunksize=1)
     for row in rows:
         row.pop("source")
     path = write_report(args.output, "previous_version", args.smoke,

@@ -189,12 +189,21 @@ def test_ttq_frontier_benchmark_smoke(tmp_path):
     assert md.count("- countymurders, ") == 3 and "2: " in md
 
 
-def test_previous_version_benchmark_smoke(tmp_path):
-    repo = BENCH.parent
-    known = subprocess.run(["git", "-C", str(repo), "cat-file", "-e", "4b44fcc^{commit}"],
-                           capture_output=True)
+def _skip_without_history(commit):
+    known = subprocess.run(["git", "-C", str(BENCH.parent), "cat-file", "-e",
+                            f"{commit}^{{commit}}"], capture_output=True)
     if known.returncode != 0:
         pytest.skip("the checkout has no history to compare with (a shallow clone)")
+
+
+def _assert_worktree_removed():
+    listed = subprocess.run(["git", "-C", str(BENCH.parent), "worktree", "list"],
+                            capture_output=True, text=True).stdout
+    assert "previous" not in listed
+
+
+def test_previous_version_benchmark_smoke(tmp_path):
+    _skip_without_history("4b44fcc")
     _run_smoke("previous_version.py", tmp_path)
     md = (tmp_path / "previous_version_smoke.md").read_text()
     # Both versions of both estimators on both smoke sets, and the ratios.
@@ -202,10 +211,21 @@ def test_previous_version_benchmark_smoke(tmp_path):
         "today VAE |" in md
     assert md.count("| iris |") == 1 and md.count("| wine |") == 1
     assert "Geometric means over 2 data sets" in md
-    # The temporary worktree is gone again.
-    listed = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True,
-                            text=True).stdout
-    assert "previous" not in listed
+    _assert_worktree_removed()
+
+
+def test_first_fit_benchmark_smoke(tmp_path):
+    _skip_without_history("4a8f65a")
+    _run_smoke("first_fit.py", tmp_path)
+    md = (tmp_path / "first_fit_smoke.md").read_text()
+    rows = [line for line in md.splitlines() if line.startswith("| SphericalClusterVAE |")
+            or line.startswith("| PCA (scikit-learn) |")]
+    # Both versions of the smoke's one call, the reference, eight columns each.
+    assert [row.split(" | ")[1] for row in rows] == ["4a8f65a", "today", "—"]
+    assert all(row.count(" | ") == 7 for row in rows)
+    # Today's first fit imports neither heavy module.
+    assert rows[1].endswith("| none |")
+    _assert_worktree_removed()
 
 
 def test_stopping_rule_benchmark_smoke(tmp_path):
