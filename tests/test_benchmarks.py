@@ -171,13 +171,26 @@ def test_batch_rule_benchmark_smoke(tmp_path):
 
 
 def test_large_sets_benchmark_smoke(tmp_path):
-    _run_smoke("large_sets.py", tmp_path, "--n-jobs", "1")
+    _run_smoke("large_sets.py", tmp_path, "--n-jobs", "1", "--seeds", "0,3")
     md = (tmp_path / "large_sets_smoke.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| flights |")
+    main, seeds = md.split("## Every seed")
+    rows = [line for line in main.splitlines() if line.startswith("| flights |")
             or line.startswith("| countymurders |")]
     # 2,000 training rows of each; the smoke's long run is 2 epochs.
     assert len(rows) == 2 and all("| 2,000 × " in row for row in rows)
-    assert "of 2 data sets meet both targets" in md
+    assert "of 2 data sets meet both targets" in main
+    assert "| data | seed 0 | seed 3 |" in seeds
+    # Each data set: one "ratio @ share" cell per seed; seed 0's cell is the
+    # main table's ratio and share.
+    for row in rows:
+        name, ratio, share = row.split(" | ")[0][2:], row.split(" | ")[8], row.split(" | ")[9]
+        line = next(li for li in seeds.splitlines() if li.startswith(f"| {name} |"))
+        cells = line.strip("| ").split(" | ")[1:]
+        assert len(cells) == 2 and all(" @ " in c for c in cells)
+        cell_ratio, cell_share = cells[0].split(" ")[0], cells[0].split(" ")[2]
+        assert cell_ratio == ratio and abs(float(cell_share) - float(share)) <= 0.0051
+    assert "at seed 0, " in seeds and "at seed 3; " in seeds and "of 2 at every seed" in seeds
+    assert "of 4 default fits ended at `max_iter`; 4 of 4 certified" in seeds
 
 
 def test_ttq_frontier_benchmark_smoke(tmp_path):
