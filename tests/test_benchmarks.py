@@ -176,8 +176,8 @@ def test_large_sets_benchmark_smoke(tmp_path):
     main, seeds = md.split("## Every seed")
     rows = [line for line in main.splitlines() if line.startswith("| flights |")
             or line.startswith("| countymurders |")]
-    # 2,000 training rows of each; the smoke's long run is 2 epochs.
-    assert len(rows) == 2 and all("| 2,000 × " in row for row in rows)
+    # 1,000 training rows of each; the smoke's long run is 2 epochs.
+    assert len(rows) == 2 and all("| 1,000 × " in row for row in rows)
     assert "of 2 data sets meet both targets" in main
     assert "| data | seed 0 | seed 3 |" in seeds
     # Each data set: one "ratio @ share" cell per seed; seed 0's cell is the
