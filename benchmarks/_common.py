@@ -58,9 +58,3 @@ def checkout(commit):
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", path],
                            check=False, capture_output=True)
 
-
-def has_commit(commit):
-    """Whether the repository's history holds ``commit`` (not in a shallow clone)."""
-    known = subprocess.run(["git", "-C", str(REPO), "cat-file", "-e", f"{commit}^{{commit}}"],
-                           capture_output=True)
-    return known.returncode == 0
