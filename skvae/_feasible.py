@@ -54,13 +54,14 @@ def project_to_shell(C, r_min, r_max):
     return origin_to_e1(P, zero, r_min)
 
 
-def mean_squared_distance(Y, C):
+def mean_squared_distance(Y, C, labels=None):
     """Per-sample loss convention used everywhere: mean over rows of ``||y - c||^2``.
 
-    Missing entries of ``Y`` (NaN) are left out of the sum
-    (:func:`~skvae._missing.masked_squared_distance`).
+    ``c`` is ``C`` broadcast to ``Y``, or with ``labels`` the row
+    ``C[labels[i]]`` of a table of centres. Missing entries of ``Y`` (NaN)
+    are left out of the sum (:func:`~skvae._missing.masked_squared_distance`).
     """
-    return masked_squared_distance(Y, C)
+    return masked_squared_distance(Y, C, labels)
 
 
 def collapse_loss(Y, r_min, r_max, *, mean=None, total=None):
@@ -152,8 +153,8 @@ def fit_feasible_region(
     # losses below count observed entries only.
     Y_in = zero_filled(Y) if Y_in is None else Y_in
     centers, labels = _kmeans(Y_in, n_clusters, random_state)
-    W = mean_squared_distance(Y, centers[labels])
-    W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max)[labels])
+    W = mean_squared_distance(Y, centers, labels)
+    W_S = mean_squared_distance(Y, project_to_shell(centers, r_min, r_max), labels)
     mean = masked_mean(Y)
     T = mean_squared_distance(Y, mean)
     delta = collapse_loss(Y, r_min, r_max, mean=mean, total=T)

@@ -5,11 +5,10 @@ import math
 import numpy as np
 import torch
 
+from . import _chunks
+from ._chunks import chunks
 from ._missing import observed, zero_filled
 from ._networks import kl_elementwise
-
-#: Rows per forward pass at inference; bounds memory for any n_samples.
-CHUNK_ROWS = 4096
 
 
 def moment_matched_normal(n_pairs, n_components, generator):
@@ -27,11 +26,6 @@ def moment_matched_normal(n_pairs, n_components, generator):
     _, s, Vt = np.linalg.svd(E, full_matrices=False)
     E = E @ Vt.T @ np.diag(math.sqrt(n_pairs) / s) @ Vt
     return np.vstack([E, -E])
-
-
-def chunks(n):
-    """Row slices of at most CHUNK_ROWS rows covering range(n)."""
-    return [slice(s, min(s + CHUNK_ROWS, n)) for s in range(0, n, CHUNK_ROWS)]
 
 
 def _as_tensor(a, module):
@@ -91,7 +85,7 @@ def elbo(module, Y, eps, decoder_variance, Y_in=None, outlier=None):
     n_features = Y.shape[1]
     out = np.empty(Y.shape[0])
     eps_t = _as_tensor(eps, module)
-    rows = max(1, CHUNK_ROWS // eps.shape[0])
+    rows = max(1, _chunks.CHUNK_ROWS // eps.shape[0])
     weight, broad = (0.0, None) if outlier is None else outlier
     for start in range(0, Y.shape[0], rows):
         Y0, M = observed(Y[start : start + rows])

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._chunks import chunks
+
 
 def has_missing(Y):
     """Whether the array ``Y`` holds a NaN (a missing entry).
@@ -81,16 +83,27 @@ def masked_mean(Y):
     return np.nanmean(Y, axis=0)
 
 
-def masked_squared_distance(Y, C):
-    """Mean over rows of ``sum_{j observed} (y_ij - c_ij)^2`` (``C`` broadcast to Y).
+def masked_squared_distance(Y, C, labels=None):
+    """Mean over rows of ``sum_{j observed} (y_ij - c_ij)^2``.
 
-    For complete data this is ``mean ||y - c||^2``. A NaN in ``C`` (a diverged
-    decoder) stays NaN: the mask multiplies the difference, it does not skip it.
+    ``C`` is broadcast to ``Y`` (one row per row of ``Y``, or one row for
+    all), or with ``labels`` is a table: row ``i`` is compared with
+    ``C[labels[i]]``. For complete data this is ``mean ||y - c||^2``. A NaN
+    in ``C`` (a diverged decoder) stays NaN: the mask multiplies the
+    difference, it does not skip it. The rows are taken in chunks, so no
+    temporary grows with n_samples beyond the per-row sums.
     """
-    Y0, M = observed(Y)
-    if M is None:
-        return float(np.mean(np.sum((Y - C) ** 2, axis=1)))
-    return float(np.mean(np.sum(((Y0 - C) * M) ** 2, axis=1)))
+    C = np.asarray(C)
+    per_row_C = labels is None and C.ndim == 2 and C.shape[0] == Y.shape[0]
+    per_row = np.empty(Y.shape[0], dtype=np.result_type(Y, C))
+    for s in chunks(Y.shape[0]):
+        Y0, M = observed(Y[s])
+        d = Y0 - (C[labels[s]] if labels is not None else C[s] if per_row_C else C)
+        if M is not None:
+            d *= M
+        d *= d
+        np.sum(d, axis=1, out=per_row[s])
+    return float(np.mean(per_row))
 
 
 def collapse_loss(Y, r_min, r_max, *, mean=None, total=None):

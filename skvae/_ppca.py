@@ -4,7 +4,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._missing import observed, zero_filled
+from ._chunks import chunks
+from ._missing import has_missing, observed, zero_filled
 
 #: The noise variance is floored at this fraction of the mean eigenvalue, so
 #: that ``n_components = n_features`` (no discarded eigenvalue) and data of
@@ -58,18 +59,28 @@ class PPCA:
         decoded posterior covariance, ``sum_i (L_i - s2) s2 / L_i``. With
         missing entries (NaN in ``Y``) the posterior is that of ``Y_in`` (the
         rows as the encoder sees them; default zero-filled) and both terms
-        count the observed entries only.
+        count the observed entries only. The rows are taken in chunks, so no
+        temporary grows with n_samples beyond the per-row sums.
         """
-        Y0, M = observed(Y)
-        if M is None:
-            resid = np.sum((Y - self.reconstruct(Y)) ** 2, axis=1).mean()
-            spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
-            return float(resid + spread)
-        Y_in = Y0 if Y_in is None else Y_in
-        resid = np.sum(((Y0 - self.reconstruct(Y_in)) * M) ** 2, axis=1).mean()
-        # Diagonal of W diag(posterior_variance) W^T, summed over each row's observed entries.
-        spread = (self.loadings**2) @ self.posterior_variance
-        return float(resid + (M @ spread).mean())
+        missing = has_missing(Y)
+        # Diagonal of W diag(posterior_variance) W^T: a row's spread is its
+        # sum over the row's observed entries.
+        spread = (self.loadings**2) @ self.posterior_variance if missing else None
+        resid, row_spread = np.empty(Y.shape[0]), np.empty(Y.shape[0] if missing else 0)
+        for s in chunks(Y.shape[0]):
+            Y0, M = observed(Y[s])
+            x = Y[s] if not missing else Y0 if Y_in is None else Y_in[s]
+            d = Y0 - self.reconstruct(x)
+            if missing:
+                M = np.ones_like(Y0) if M is None else M
+                d *= M
+                row_spread[s] = M @ spread
+            d *= d
+            np.sum(d, axis=1, out=resid[s])
+        if missing:
+            return float(resid.mean() + row_spread.mean())
+        spread = np.sum((self.eigenvalues - self.noise_variance) * self.posterior_variance)
+        return float(resid.mean() + spread)
 
 
 def fit_ppca(Y, n_components):

@@ -62,7 +62,7 @@ def test_inference_by_row_blocks_matches_whole_array(fitted, monkeypatch):
     # transform, inverse_transform and score_samples work on blocks of
     # CHUNK_ROWS rows to bound memory; with blocks of 7 rows (uneven last
     # block) they must equal one forward pass of the networks over all rows.
-    import skvae._forward as diag
+    import skvae._chunks as diag
 
     est, X = fitted
     Y = est._to_representation(X)

@@ -174,3 +174,43 @@ def test_pca_anchor_needs_the_ppca():
     with pytest.raises(ValueError, match="needs the probabilistic PCA"):
         fit_feasible_region(_shell_data(), n_clusters=3, r_min=1.0, r_max=2.0, margin=0.5,
                             random_state=0, anchor="pca")
+
+
+@pytest.mark.parametrize("holes", [False, True])
+def test_band_losses_taken_by_row_chunks_match_numpy(monkeypatch, holes):
+    # W, W_S, T and the pPCA anchor's loss are summed over chunks of rows so
+    # that no temporary grows with n_samples; with chunks of 7 rows (an
+    # uneven last one), and holes (NaN) in some chunks only, each must equal
+    # the same mean over every row computed in one numpy expression.
+    import skvae._chunks as chunking
+    from skvae._missing import zero_filled
+    from skvae._ppca import fit_ppca
+
+    Y = _shell_data(seed=5)
+    if holes:
+        Y = Y.copy()
+        Y[np.arange(0, 60, 3), np.arange(20) % Y.shape[1]] = np.nan
+    ppca = fit_ppca(Y, 2)
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 7)
+    region = fit_feasible_region(Y, n_clusters=4, r_min=1.0, r_max=2.0, margin=0.5,
+                                 random_state=0, anchor="best", ppca=ppca)
+    M = ~np.isnan(Y)
+    Y0 = np.where(M, Y, 0.0)
+
+    def loss(C):
+        return np.mean(np.sum(np.where(M, Y0 - C, 0.0) ** 2, axis=1))
+
+    C = region.cluster_centers
+    assert region.within_cluster_variance == pytest.approx(loss(C[region.labels]), rel=1e-12)
+    P = project_to_shell(C, 1.0, 2.0)
+    assert region.codebook_loss == pytest.approx(loss(P[region.labels]), rel=1e-12)
+    mean = np.array([Y0[M[:, j], j].mean() for j in range(Y.shape[1])])
+    assert region.total_variance == pytest.approx(loss(mean), rel=1e-12)
+    # pPCA's expected loss: the decoded posterior mean's error plus the
+    # decoded posterior covariance's diagonal, both over observed entries.
+    W = ppca.loadings
+    Z = (zero_filled(Y) - ppca.mean) @ np.linalg.solve(
+        W.T @ W + ppca.noise_variance * np.eye(2), W.T).T
+    spread = np.diag(W @ np.diag(ppca.noise_variance / ppca.eigenvalues) @ W.T)
+    expected = loss(Z @ W.T + ppca.mean) + np.mean(M @ spread)
+    assert region.pca_loss == pytest.approx(expected, rel=1e-10)
