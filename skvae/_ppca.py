@@ -12,6 +12,12 @@ from ._missing import has_missing, observed, zero_filled
 #: rank below ``n_components`` still give a finite posterior.
 NOISE_FLOOR = 1e-6
 
+#: The covariance's eigenpairs come from the d x d scatter matrix, not the
+#: SVD of the rows, from this many rows ...
+COVARIANCE_MIN_ROWS = 20_000
+#: ... and this many rows per feature (:func:`covariance_spectrum`).
+COVARIANCE_ROWS_PER_FEATURE = 10
+
 
 @dataclass(frozen=True)
 class PPCA:
@@ -96,15 +102,36 @@ def fit_ppca(Y, n_components):
 
 
 def fit_ppcas(Y, ranks):
-    """:func:`fit_ppca` of the same rows at each of ``ranks``, from one SVD."""
+    """:func:`fit_ppca` of the same rows at each of ``ranks``, from one eigendecomposition."""
     Y = zero_filled(np.asarray(Y, dtype=np.float64))
-    n, d = Y.shape
     mean = Y.mean(axis=0)
-    centred = Y - mean
-    # The SVD of the centred rows: eigenvalues s^2 / n, no d x d product formed
-    # when n < d.
-    _, s, Vt = np.linalg.svd(centred, full_matrices=False)
-    return [_from_spectrum(mean, s**2 / n, Vt, int(k)) for k in ranks]
+    eigenvalues, Vt = covariance_spectrum(Y, mean)
+    return [_from_spectrum(mean, eigenvalues, Vt, int(k)) for k in ranks]
+
+
+def covariance_spectrum(Y, mean):
+    """Eigenvalues (descending) and eigenvectors (rows) of the rows' maximum-likelihood covariance.
+
+    Below ``COVARIANCE_MIN_ROWS`` rows, or with fewer than
+    ``COVARIANCE_ROWS_PER_FEATURE`` rows per feature, from the SVD of the
+    centred rows (eigenvalues ``s^2 / n``; no d x d product formed when
+    n < d), which keeps the small eigenvalues' relative accuracy. Above,
+    from ``eigh`` of the d x d scatter matrix accumulated over row chunks:
+    the cost of the SVD, which grows with n_samples, becomes that of one
+    pass of d x d products, at an absolute error of about machine epsilon
+    times the largest eigenvalue, far below the noise floor
+    (``NOISE_FLOOR``) that the fit puts under the eigenvalues it keeps.
+    """
+    n, d = Y.shape
+    if n < max(COVARIANCE_MIN_ROWS, COVARIANCE_ROWS_PER_FEATURE * d):
+        _, s, Vt = np.linalg.svd(Y - mean, full_matrices=False)
+        return s**2 / n, Vt
+    scatter = np.zeros((d, d))
+    for rows in chunks(n):
+        centred = Y[rows] - mean
+        scatter += centred.T @ centred
+    eigenvalues, V = np.linalg.eigh(scatter / n)
+    return np.maximum(eigenvalues[::-1], 0.0), V[:, ::-1].T
 
 
 def _from_spectrum(mean, eigenvalues, Vt, k):

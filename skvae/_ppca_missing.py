@@ -181,7 +181,7 @@ def conditional_fill(ppca, Y):
 def fit_linear_models(Y, n_components, seed=0):
     """(pPCA of the linear start, fill model) of the modelled rows ``Y``.
 
-    Complete rows: both from one SVD, the fill at the largest rank. Rows with
+    Complete rows: both from one eigendecomposition, the fill at the largest rank. Rows with
     holes: the fill model by EM at the rank :func:`choose_rank` picks, and the
     start's pPCA in closed form on the rows it fills.
     """

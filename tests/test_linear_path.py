@@ -211,3 +211,36 @@ def test_partial_fit_starts_at_the_ppca_of_its_first_block():
     Z = est.transform(first)
     signs = np.sign(np.sum(Z * post_mean, axis=0))
     assert_allclose(Z * signs, post_mean, atol=1e-4)
+
+
+@pytest.mark.parametrize("n_features", [8, 50])
+def test_scatter_matrix_route_matches_the_svd_of_the_rows(monkeypatch, n_features):
+    # From COVARIANCE_MIN_ROWS rows and 10 rows per feature, the covariance's
+    # eigenpairs come from the d x d scatter matrix summed over row chunks;
+    # checked against scipy's SVD of the centred rows, with chunks of 7 rows.
+    import scipy.linalg
+
+    import skvae._chunks as chunking
+    import skvae._ppca as ppca_module
+
+    Y = _standardized(_low_rank(n=400, n_features=n_features, rank=3))
+    _, s, Vt = scipy.linalg.svd(Y - Y.mean(axis=0), full_matrices=False)
+    monkeypatch.setattr(chunking, "CHUNK_ROWS", 7)
+    monkeypatch.setattr(ppca_module, "COVARIANCE_MIN_ROWS", 100)
+    routes = []
+    for name in ("eigh", "svd"):
+        def spy(A, *args, _f=getattr(np.linalg, name), _name=name, **kwargs):
+            routes.append(_name)
+            return _f(A, *args, **kwargs)
+        monkeypatch.setattr(ppca_module.np.linalg, name, spy)
+    eigenvalues, V = ppca_module.covariance_spectrum(Y, Y.mean(axis=0))
+    # 400 rows: 10 per feature for 8 features, not for 50.
+    assert routes == (["eigh"] if n_features == 8 else ["svd"])
+    assert_allclose(eigenvalues, s**2 / len(Y), rtol=1e-9, atol=1e-12 * s[0] ** 2)
+    # The leading eigenvectors (distinct eigenvalues) up to sign.
+    assert_allclose(np.abs(np.sum(V[:3] * Vt[:3], axis=1)), 1.0, atol=1e-9)
+    # The fitted pPCA is the model of numpy's closed form.
+    fitted = ppca_module.fit_ppca(Y, 2)
+    mean, W, s2, *_ = _ml_ppca(Y, 2)
+    assert_allclose(fitted.loadings @ fitted.loadings.T, W @ W.T, atol=1e-9)
+    assert fitted.noise_variance == pytest.approx(s2, rel=1e-9)
