@@ -80,7 +80,7 @@ def test_imputer_fill_ablation_smoke(tmp_path):
     import pandas as pd
 
     df = pd.read_csv(tmp_path / "imputer_fill_smoke.csv")
-    assert len(df) == 2 and np.isfinite(df.drop(columns=["dataset", "pattern"]).values).all()
+    assert len(df) == 1 and np.isfinite(df.drop(columns=["dataset", "pattern"]).values).all()
     md = (tmp_path / "imputer_fill_smoke.md").read_text()
     assert "| MCAR 30% |" in md and "best of four, no range" in md
 
