@@ -75,7 +75,8 @@ class PPCA:
         resid, row_spread = np.empty(Y.shape[0]), np.empty(Y.shape[0] if missing else 0)
         for s in chunks(Y.shape[0]):
             Y0, M = observed(Y[s])
-            x = Y[s] if not missing else Y0 if Y_in is None else Y_in[s]
+            # Complete rows: the posterior of Y itself (Y0 is then Y[s]).
+            x = Y_in[s] if missing and Y_in is not None else Y0
             d = Y0 - self.reconstruct(x)
             if missing:
                 M = np.ones_like(Y0) if M is None else M
