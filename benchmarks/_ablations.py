@@ -75,19 +75,19 @@ def default_network(n_features, generator, output_layer=(0.5, 20.0, 1.0)):
 @contextlib.contextmanager
 def counting_in_band_steps(seen):
     """Within the block, append to ``seen`` whether each training step's decoded rows all lie in [knee, r_max]."""
-    original = networks._ShellSquaredError.forward
+    original = networks._shell_squared_error
 
-    def counting(ctx, u, y, mask, r_min, r_max, knee, slope):
+    def counting(u, y, mask, r_min, r_max, knee, slope):
         with torch.no_grad():
             s = torch.linalg.vector_norm(u, dim=1)
             seen.append(bool(((s >= knee) & (s <= r_max)).all()))
-        return original(ctx, u, y, mask, r_min, r_max, knee, slope)
+        return original(u, y, mask, r_min, r_max, knee, slope)
 
-    networks._ShellSquaredError.forward = staticmethod(counting)
+    networks._shell_squared_error = counting
     try:
         yield
     finally:
-        networks._ShellSquaredError.forward = staticmethod(original)
+        networks._shell_squared_error = original
 
 
 @contextlib.contextmanager

@@ -3,8 +3,9 @@
 Times one training step (encoder, reparameterisation, decoder, loss,
 backward, fused Adam) of the default network (64 features, hidden (128,
 64), 2 latent dimensions) on one thread, with the plain VAE loss and with
-three formulations of the shell output layer's loss (the fused closed-form
-gradient skvae uses, autograd through a per-row scale, and an expanded
+four formulations of the shell output layer's loss (the fused closed-form
+gradient skvae uses, the same as the custom autograd Function skvae used
+before, autograd through a per-row scale, and an expanded
 ``|y|^2 - 2 rho u.y / s + rho^2`` form), plus probes of what one extra
 elementwise op or a bare custom autograd Function costs inside a full step.
 Variants alternate within each round; the table gives medians of the
@@ -89,9 +90,41 @@ def _bare(layer, u, y):
     return _Bare.apply(u, y)
 
 
+class _ShellFunction(torch.autograd.Function):
+    """The fused shell loss as skvae wrote it before 2026-11-30: a custom Function
+    whose closed-form backward runs as Python on every step."""
+
+    @staticmethod
+    def forward(ctx, u, y, r_min, r_max, knee, slope):
+        s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(1e-12)
+        rho = torch.clamp(s, knee, r_max).add_((s - knee).clamp_max_(0.0), alpha=slope)
+        c = rho.div_(s)
+        d = torch.addcmul(y, u, c, value=-1.0)
+        ctx.save_for_backward(u, d, c, s)
+        ctx.shell = (r_min, r_max, knee)
+        flat = d.view(-1)
+        return torch.dot(flat, flat).div_(u.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        u, d, c, s = ctx.saved_tensors
+        r_min, r_max, knee = ctx.shell
+        a = g * (-2.0 / u.shape[0])
+        k = torch.where(s < knee, -r_min, 0.0)
+        k = torch.where(s > r_max, -r_max, k)
+        dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
+        coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
+        return torch.addcmul(d * (c * a), u, coef), None, None, None, None, None
+
+
+def _shell_function(layer, u, y):
+    return _ShellFunction.apply(u, y, layer.r_min, layer.r_max, layer.knee, layer.slope)
+
+
 VARIANTS = {
     "plain VAE loss": _plain,
     "shell, fused (skvae)": _fused,
+    "shell, fused as a custom Function (before)": _shell_function,
     "shell, autograd per-row scale": _scaled,
     "shell, expanded form": _expanded,
     "plain + one elementwise mul": _plain_one_mul,
@@ -104,7 +137,8 @@ def _reference_check(layer, gen):
     u = (torch.randn(256, N_FEATURES, generator=gen, dtype=torch.float64) * 2).requires_grad_()
     y = torch.randn(256, N_FEATURES, generator=gen, dtype=torch.float64) * 3
     out = {}
-    for name in ("shell, fused (skvae)", "shell, autograd per-row scale", "shell, expanded form"):
+    for name in ("shell, fused (skvae)", "shell, fused as a custom Function (before)",
+                 "shell, autograd per-row scale", "shell, expanded form"):
         u.grad = None
         loss = VARIANTS[name](layer, u, y)
         loss.backward()

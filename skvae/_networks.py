@@ -109,34 +109,36 @@ class NormConstraint(nn.Module):
 
         The map is one per-row scale ``c = rho(s) / s`` (``slope + r_min / s``
         below the knee, ``min(1, r_max / s)`` above it) and the gradient is
-        written in closed form (:class:`_ShellSquaredError`): seven passes
-        over the batch where the layer followed by the plain loss takes
-        eleven under autograd. A row of exact zeros, which a decoder with
-        biases does not produce, is scaled to 0 here and sent to
-        ``r_min * e_1`` by ``forward``; a NaN row gives a NaN loss. With a
-        ``mask`` (1 where observed) only observed entries count.
+        written in closed form (:func:`_shell_squared_error`). A row of exact
+        zeros, which a decoder with biases does not produce, is scaled to 0
+        here and sent to ``r_min * e_1`` by ``forward``; a NaN row gives a
+        NaN loss. With a ``mask`` (1 where observed) only observed entries
+        count.
         """
-        return _ShellSquaredError.apply(u, y, mask, self.r_min, self.r_max, self.knee,
-                                        self.slope)
+        return _shell_squared_error(u, y, mask, self.r_min, self.r_max, self.knee, self.slope)
 
     def extra_repr(self):
         return f"r_min={self.r_min}, r_max={self.r_max}, knee={self.knee}"
 
 
-class _ShellSquaredError(torch.autograd.Function):
-    """``R = mean_i |y_i - c(s_i) u_i|^2`` with ``s_i = |u_i|``, and its gradient in closed form.
+def _shell_squared_error(u, y, mask, r_min, r_max, knee, slope):
+    """``R = mean_i |y_i - c(s_i) u_i|^2`` with ``s_i = |u_i|``, its gradient in closed form.
 
     With ``d = y - c u`` and ``k = c'(s) / s``: ``dR/du_i = -(2/n) (c_i d_i +
-    k_i (u_i . d_i) u_i)``, one row-wise dot product and one fused
-    multiply-add, where autograd keeps and replays every elementwise step.
-    With a 0/1 ``mask`` of observed entries, ``d`` is ``mask * (y - c u)``
-    and the same formulas hold.
+    k_i (u_i . d_i) u_i)`` and ``dR/dy_i = (2/n) d_i``; with a 0/1 ``mask``
+    of observed entries ``d`` is ``mask * (y - c u)`` and the same formulas
+    hold. Both gradients are computed here, with R, and reach autograd
+    through the term ``L - L.detach()`` (value exactly 0) of the linear
+    form ``L = G_u . u + G_y . y``: backward is then one multiply per input,
+    run by autograd's engine with no Python, where a custom
+    ``autograd.Function`` would run its Python backward on every step (at
+    small batches the dispatch of these small ops, not their arithmetic,
+    is the layer's cost). First derivatives only: the gradients are
+    constants to autograd, so a second derivative through them is wrong.
     """
-
-    @staticmethod
-    def forward(ctx, u, y, mask, r_min, r_max, knee, slope):
-        # Few, mostly in-place ops on the (n, 1) columns: at small batches
-        # their dispatch, not arithmetic, is the layer's cost.
+    wanted = torch.is_grad_enabled()
+    grad_u, grad_y = wanted and u.requires_grad, wanted and y.requires_grad
+    with torch.no_grad():
         s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(_NORM_FLOOR)
         # rho(s) = clip(s, knee, r_max) + slope * min(s - knee, 0): r_min + slope * s
         # below the knee, s up to r_max, r_max above.
@@ -145,29 +147,26 @@ class _ShellSquaredError(torch.autograd.Function):
         d = torch.addcmul(y, u, c, value=-1.0)
         if mask is not None:
             d.mul_(mask)
-        ctx.save_for_backward(u, d, c, s)
-        ctx.shell = (r_min, r_max, knee)
         flat = d.view(-1)
-        return torch.dot(flat, flat).div_(u.shape[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        u, d, c, s = ctx.saved_tensors
-        r_min, r_max, knee = ctx.shell
-        a = g * (-2.0 / u.shape[0])
-        grad_u = grad_y = None
-        if ctx.needs_input_grad[0]:
+        R = torch.dot(flat, flat).div_(u.shape[0])
+        if not (grad_u or grad_y):
+            return R
+        a = -2.0 / u.shape[0]
+        terms = []
+        if grad_u:
             # c'(s) / s = -r_min / s^3 below the knee, -r_max / s^3 above r_max, 0 between.
-            # (torch.where of Python numbers is float32: exact for training's dtype.)
-            k = torch.where(s < knee, -r_min, 0.0)
+            # (masked_fill_ keeps s's dtype: r_min and r_max enter float64 fits unrounded.)
+            k = torch.zeros_like(s).masked_fill_(s < knee, -r_min)
             if r_max != math.inf:  # an open shell has no outer side
-                k = torch.where(s > r_max, -r_max, k)
-            dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
-            coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
-            grad_u = torch.addcmul(d * (c * a), u, coef)
-        if ctx.needs_input_grad[1]:
-            grad_y = d * -a
-        return grad_u, grad_y, None, None, None, None, None
+                k.masked_fill_(s > r_max, -r_max)
+            coef = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1).mul_(k).div_(s.pow(3)).mul_(a)
+            terms.append((u, torch.addcmul(d * (c * a), u, coef)))
+        if grad_y:
+            terms.append((y, d * -a))
+    linear = torch.dot(terms[0][0].reshape(-1), terms[0][1].view(-1))
+    for x, g in terms[1:]:
+        linear = linear + torch.dot(x.reshape(-1), g.view(-1))
+    return R + (linear - linear.detach())
 
 
 def output_knee(min_norm, r_min, r_max):

@@ -268,10 +268,10 @@ def test_step_overhead_benchmark_smoke(tmp_path):
     md = (tmp_path / "step_overhead_smoke.md").read_text()
     assert "| 64 | plain VAE loss |" in md and "| 64 | shell, fused (skvae) |" in md
     assert "| iris |" in md
-    # The three shell formulations agree with each other to rounding (float64).
+    # The four shell formulations agree with each other to rounding (float64).
     line = next(l for l in md.splitlines() if l.startswith("Largest difference"))
     diffs = [float(v) for v in re.findall(r": ([0-9.]+e[-+][0-9]+)", line)]
-    assert len(diffs) == 3 and max(diffs) < 1e-10
+    assert len(diffs) == 4 and max(diffs) < 1e-10
 
 
 def test_lowrank_lambda_max_closed_form(bench_modules):

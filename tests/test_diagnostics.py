@@ -112,8 +112,9 @@ def test_norm_constraint_radial_profile_and_direction():
 
 def test_fused_shell_loss_matches_autograd_through_the_layer():
     """Training's loss (layer and squared error fused, backward by hand) against
-    the plain formula through the inference path, differentiated by autograd."""
-    r_min, r_max, knee = 0.5, 3.0, 0.8
+    the plain formula through the inference path, differentiated by autograd.
+    The radii are not float32 numbers: float64 gradients must use them unrounded."""
+    r_min, r_max, knee = 0.3, 3.1, 0.8
     layer = NormConstraint(r_min, r_max, knee)
     g = torch.Generator().manual_seed(1)
     u = torch.randn((500, 7), generator=g, dtype=torch.float64)
@@ -131,6 +132,35 @@ def test_fused_shell_loss_matches_autograd_through_the_layer():
     s = torch.linalg.vector_norm(u, dim=1)
     assert (s < knee).sum() > 20 and (s > r_max).sum() > 20
     assert ((s >= knee) & (s <= r_max)).sum() > 20
+
+
+def test_fused_shell_loss_backward_runs_no_python_and_keeps_the_value():
+    """The fused loss's value is the plain R to the last bit, with or without
+    gradients, and its backward graph holds only autograd's own nodes (no
+    custom Function, whose Python backward would run on every step)."""
+    layer = NormConstraint(0.5, 3.0, 0.8)
+    g = torch.Generator().manual_seed(2)
+    u = torch.randn((300, 5), generator=g) * torch.empty((300, 1)).uniform_(0, 5, generator=g)
+    y = torch.randn((300, 5), generator=g)
+    with torch.no_grad():
+        plain = layer.squared_error(u, y)
+        scaled = layer(u)
+        reference = float(((y - scaled) ** 2).sum(dim=1).mean())
+    w = torch.ones(5, requires_grad=True)
+    loss = layer.squared_error(u * w, y)
+    assert float(loss.detach()) == float(plain)
+    assert float(loss.detach()) == pytest.approx(reference, rel=1e-5)
+    seen, stack = set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        assert not isinstance(node, torch.autograd.function.BackwardCFunction), node
+        stack.extend(next_fn for next_fn, _ in node.next_functions)
+    (grad,) = torch.autograd.grad(loss, w)
+    (ref,) = torch.autograd.grad(((y - layer(u * w)) ** 2).sum(dim=1).mean(), w)
+    assert_allclose(grad.numpy(), ref.numpy(), rtol=1e-4)
 
 
 def test_norm_constraint_has_no_dead_zone():
