@@ -7,6 +7,9 @@ Every other benchmark measures the public estimators. Here:
 * :func:`default_network` and :func:`counting_in_band_steps`, the pieces of
   ``step_overhead.py`` that time the output layer's loss inside one
   training step and count the steps where the layer is the identity;
+* :class:`PreviousShellLoss` and :func:`previous_shell_loss`, the shell
+  loss as a custom autograd Function, as it was before ``edcb41a``
+  (``step_overhead.py``, ``shell_loss.py``);
 * :func:`zero_filled_encoder_input` and :func:`mask_as_encoder_input`, the
   design's alternatives for what the encoder sees in a hole
   (``missing_fill.py``).
@@ -70,6 +73,50 @@ def default_network(n_features, generator, output_layer=(0.5, 20.0, 1.0)):
     optimizer = torch.optim.Adam(module.parameters(), lr=1e-4,
                                  fused=fused_adam(torch.device("cpu")))
     return module, optimizer
+
+
+class PreviousShellLoss(torch.autograd.Function):
+    """The fused shell loss as skvae wrote it before ``edcb41a``: a custom Function
+    whose closed-form backward runs as Python on every step (complete rows only)."""
+
+    @staticmethod
+    def forward(ctx, u, y, r_min, r_max, knee, slope):
+        s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(1e-12)
+        rho = torch.clamp(s, knee, r_max).add_((s - knee).clamp_max_(0.0), alpha=slope)
+        c = rho.div_(s)
+        d = torch.addcmul(y, u, c, value=-1.0)
+        ctx.save_for_backward(u, d, c, s)
+        ctx.shell = (r_min, r_max, knee)
+        flat = d.view(-1)
+        return torch.dot(flat, flat).div_(u.shape[0])
+
+    @staticmethod
+    def backward(ctx, g):
+        u, d, c, s = ctx.saved_tensors
+        r_min, r_max, knee = ctx.shell
+        a = g * (-2.0 / u.shape[0])
+        k = torch.where(s < knee, -r_min, 0.0)
+        k = torch.where(s > r_max, -r_max, k)
+        dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
+        coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
+        return torch.addcmul(d * (c * a), u, coef), None, None, None, None, None
+
+
+@contextlib.contextmanager
+def previous_shell_loss():
+    """Within the block, training's shell loss is :class:`PreviousShellLoss` (complete rows only)."""
+    original = networks._shell_squared_error
+
+    def previous(u, y, mask, r_min, r_max, knee, slope):
+        if mask is not None:
+            raise ValueError("PreviousShellLoss takes complete rows only.")
+        return PreviousShellLoss.apply(u, y, r_min, r_max, knee, slope)
+
+    networks._shell_squared_error = previous
+    try:
+        yield
+    finally:
+        networks._shell_squared_error = original
 
 
 @contextlib.contextmanager

@@ -35,7 +35,9 @@ import torch
 from skvae import SphericalClusterVAE
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _ablations import counting_in_band_steps, default_network  # noqa: E402
+from _ablations import (  # noqa: E402
+    PreviousShellLoss, counting_in_band_steps, default_network,
+)
 from _cli import parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
 from speed import synthetic  # noqa: E402
@@ -90,35 +92,8 @@ def _bare(layer, u, y):
     return _Bare.apply(u, y)
 
 
-class _ShellFunction(torch.autograd.Function):
-    """The fused shell loss as skvae wrote it before 2026-11-30: a custom Function
-    whose closed-form backward runs as Python on every step."""
-
-    @staticmethod
-    def forward(ctx, u, y, r_min, r_max, knee, slope):
-        s = torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min_(1e-12)
-        rho = torch.clamp(s, knee, r_max).add_((s - knee).clamp_max_(0.0), alpha=slope)
-        c = rho.div_(s)
-        d = torch.addcmul(y, u, c, value=-1.0)
-        ctx.save_for_backward(u, d, c, s)
-        ctx.shell = (r_min, r_max, knee)
-        flat = d.view(-1)
-        return torch.dot(flat, flat).div_(u.shape[0])
-
-    @staticmethod
-    def backward(ctx, g):
-        u, d, c, s = ctx.saved_tensors
-        r_min, r_max, knee = ctx.shell
-        a = g * (-2.0 / u.shape[0])
-        k = torch.where(s < knee, -r_min, 0.0)
-        k = torch.where(s > r_max, -r_max, k)
-        dot = torch.linalg.vecdot(u, d, dim=1).unsqueeze_(1)
-        coef = dot.mul_(k).div_(s.pow(3)).mul_(a)
-        return torch.addcmul(d * (c * a), u, coef), None, None, None, None, None
-
-
 def _shell_function(layer, u, y):
-    return _ShellFunction.apply(u, y, layer.r_min, layer.r_max, layer.knee, layer.slope)
+    return PreviousShellLoss.apply(u, y, layer.r_min, layer.r_max, layer.knee, layer.slope)
 
 
 VARIANTS = {

@@ -274,6 +274,35 @@ def test_step_overhead_benchmark_smoke(tmp_path):
     assert len(diffs) == 4 and max(diffs) < 1e-10
 
 
+def test_shell_loss_benchmark_smoke(tmp_path):
+    _run_smoke("shell_loss.py", tmp_path)
+    md = (tmp_path / "shell_loss_smoke.md").read_text()
+    assert "| 2,000 | 2 | 2 | fused loss (skvae) / previous custom Function |" in md
+
+
+def test_previous_shell_loss_is_the_same_loss(bench_modules):
+    """The ablation's old custom Function gives the fused loss's value and gradient."""
+    _, ablations = bench_modules
+    import torch
+
+    from skvae._networks import NormConstraint
+
+    layer = NormConstraint(0.3, 3.1, 0.8)
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn((200, 6), generator=g, dtype=torch.float64)
+    u = (u * torch.empty((200, 1), dtype=torch.float64).uniform_(0, 5, generator=g))
+    y = torch.randn((200, 6), generator=g, dtype=torch.float64)
+    uu = u.clone().requires_grad_()
+    new = layer.squared_error(uu, y)
+    (g_new,) = torch.autograd.grad(new, uu)
+    with ablations.previous_shell_loss():
+        old = layer.squared_error(uu, y)
+    (g_old,) = torch.autograd.grad(old, uu)
+    assert float(old) == pytest.approx(float(new.detach()), rel=1e-14)
+    # The old Function rounded the radii to float32 in its gradient.
+    np.testing.assert_allclose(g_old.numpy(), g_new.numpy(), rtol=1e-6, atol=1e-8)
+
+
 def test_lowrank_lambda_max_closed_form(bench_modules):
     cases, _ = bench_modules
     # Population covariance built directly, then turned into a correlation
