@@ -298,7 +298,7 @@ def test_previous_shell_loss_is_the_same_loss(bench_modules):
     with ablations.previous_shell_loss():
         old = layer.squared_error(uu, y)
     (g_old,) = torch.autograd.grad(old, uu)
-    assert float(old) == pytest.approx(float(new.detach()), rel=1e-14)
+    assert float(old.detach()) == pytest.approx(float(new.detach()), rel=1e-14)
     # The old Function rounded the radii to float32 in its gradient.
     np.testing.assert_allclose(g_old.numpy(), g_new.numpy(), rtol=1e-6, atol=1e-8)
 
