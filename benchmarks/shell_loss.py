@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _ablations import previous_shell_loss  # noqa: E402
 from _cli import generated, parser, write_report  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
-from speed import fit_scvae, fit_vae, synthetic  # noqa: E402
+from speed import alternated, fit_scvae, fit_vae, synthetic  # noqa: E402
 
 
 def _fit_previous(X, epochs):
@@ -36,15 +36,7 @@ CONTENDERS = {"fused loss (skvae)": fit_scvae, "previous custom Function": _fit_
 def rounds_of(X, epochs, rounds):
     """Whole-fit seconds and training seconds per epoch of each contender, per round."""
     fit_vae(X, 1)  # warm-up
-    names = list(CONTENDERS)
-    whole, per_epoch = {n: [] for n in names}, {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % 3:] + names[: r % 3]:
-            start = time.perf_counter()
-            model = CONTENDERS[name](X, epochs)
-            whole[name].append(time.perf_counter() - start)
-            per_epoch[name].append(model.fit_times_["training"] / epochs)
-    return whole, per_epoch
+    return alternated(CONTENDERS, X, epochs, rounds)
 
 
 def _ratio(a, b):

@@ -192,17 +192,28 @@ def overhead(X, epochs, rounds):
     batch, rate = reference.batch_size_, reference.learning_rate_
     contenders = {"SphericalClusterVAE": fit_scvae, "VAE": fit_vae,
                   "hand-written loop": lambda X, e: fit_hand_written(X, e, batch, rate)}
+    times, per_epoch = alternated(contenders, X, epochs, rounds)
+    medians = {n: statistics.median(t) for n, t in times.items()}
+    return medians, times, per_epoch, (batch, rate)
+
+
+def alternated(contenders, X, epochs, rounds):
+    """Fit seconds and training seconds per epoch of each ``contenders[name](X, epochs)``, per round.
+
+    The order rotates between rounds, so that the machine's drift enters
+    every contender alike. A fit without ``fit_times_`` is all training.
+    """
     names = list(contenders)
     times = {n: [] for n in names}
     per_epoch = {n: [] for n in names}
     for r in range(rounds):
-        for name in names[r % 3:] + names[: r % 3]:
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
             sec, model = _timed(lambda: contenders[name](X, epochs))
             times[name].append(sec)
             training = getattr(model, "fit_times_", {}).get("training", sec)
             per_epoch[name].append(training / epochs)
-    medians = {n: statistics.median(t) for n, t in times.items()}
-    return medians, times, per_epoch, (batch, rate)
+    return times, per_epoch
 
 
 #: fit_times_ phases -> the rows of the parts table.
