@@ -197,11 +197,13 @@ def overhead(X, epochs, rounds):
     return medians, times, per_epoch, (batch, rate)
 
 
-def alternated(contenders, X, epochs, rounds):
+def alternated(contenders, X, epochs, rounds, phases=None):
     """Fit seconds and training seconds per epoch of each ``contenders[name](X, epochs)``, per round.
 
     The order rotates between rounds, so that the machine's drift enters
     every contender alike. A fit without ``fit_times_`` is all training.
+    With a dict ``phases``, ``phases[name]`` collects each fit's
+    ``fit_times_`` (empty for a fit without them).
     """
     names = list(contenders)
     times = {n: [] for n in names}
@@ -211,8 +213,10 @@ def alternated(contenders, X, epochs, rounds):
         for name in names[shift:] + names[:shift]:
             sec, model = _timed(lambda: contenders[name](X, epochs))
             times[name].append(sec)
-            training = getattr(model, "fit_times_", {}).get("training", sec)
-            per_epoch[name].append(training / epochs)
+            fit_times = dict(getattr(model, "fit_times_", {}))
+            per_epoch[name].append(fit_times.get("training", sec) / epochs)
+            if phases is not None:
+                phases.setdefault(name, []).append(fit_times)
     return times, per_epoch
 
 

@@ -352,3 +352,36 @@ def test_shell_without_constraint_trains_unconstrained(bench_modules):
     # No constraint: the multiplier is never used (reported as 0).
     assert model.lagrange_multiplier_ == 0.0
     assert hasattr(model, "shell_")
+
+
+def test_whole_fit_benchmark_smoke(tmp_path):
+    _run_smoke("whole_fit.py", tmp_path)
+    md = (tmp_path / "whole_fit_smoke.md").read_text()
+    assert "| 2,000 | 2 | 4 |" in md and "too few pairs" in md
+    assert "| K-means (feasible region) |" in md
+
+
+def test_whole_fit_median_interval_covers_the_median(bench_modules):
+    """Order-statistic interval: the exact binomial rule, and its coverage by simulation."""
+    import math
+
+    import whole_fit  # on the path through bench_modules
+
+    n, level = 24, 0.9
+
+    def below(j):  # P(Binomial(n, 1/2) <= j), from the counts
+        return sum(math.comb(n, i) for i in range(j + 1)) / 2 ** n
+
+    x = list(range(100, 100 + n))  # sorted: x_(k) = 99 + k
+    lo, hi = whole_fit.median_interval(x[::-1], level)
+    j = lo - 99
+    assert hi == 100 + n - j  # x_(n + 1 - j)
+    assert below(j - 1) <= (1 - level) / 2 < below(j)
+    # Coverage of the true median (log 2 for the unit exponential) is 1 - 2 P(B <= j - 1).
+    rng = np.random.default_rng(0)
+    hits = 0
+    for _ in range(4000):
+        a, b = whole_fit.median_interval(rng.exponential(size=n), level)
+        hits += a <= math.log(2) <= b
+    assert hits / 4000 == pytest.approx(1 - 2 * below(j - 1), abs=0.015)
+    assert whole_fit.median_interval([1.0, 2.0, 3.0], level) is None
