@@ -15,13 +15,12 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 sys.path.insert(0, str(Path(__file__).parent))
 from _ablations import previous_shell_loss  # noqa: E402
 from _cli import generated, parser, write_report  # noqa: E402
+from _common import one_torch_thread  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
-from speed import alternated, fit_scvae, fit_vae, synthetic  # noqa: E402
+from speed import alternated, fit_scvae, fit_vae, paired_ratios, synthetic  # noqa: E402
 
 
 def _fit_previous(X, epochs):
@@ -40,19 +39,15 @@ def rounds_of(X, epochs, rounds):
 
 
 def _ratio(a, b):
-    return statistics.median(x / y for x, y in zip(a, b))
+    return statistics.median(paired_ratios(a, b))
 
 
 def main(argv=None):
     args = parser(__doc__).parse_args(argv)
     start, commit = time.perf_counter(), git_commit()
     sizes = [(2_000, 2, 2)] if args.smoke else [(20_000, 25, 7), (200_000, 10, 5)]
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         results = {n: rounds_of(synthetic(n), epochs, rounds) for n, epochs, rounds in sizes}
-    finally:
-        torch.set_num_threads(previous)
     lines = [
         "# The fused shell loss against the custom Function it replaced", "",
         generated("shell_loss.py", args.smoke, "", time.perf_counter() - start)

@@ -220,6 +220,11 @@ def alternated(contenders, X, epochs, rounds, phases=None):
     return times, per_epoch
 
 
+
+def paired_ratios(a, b):
+    """Per-round ratios ``a[i] / b[i]`` of two contenders' lists from :func:`alternated`."""
+    return [x / y for x, y in zip(a, b)]
+
 #: fit_times_ phases -> the rows of the parts table.
 PARTS = {"data map": "standardize + shell", "linear start": "probabilistic PCA (linear start)",
          "band": "K-means (feasible region)", "training": "training",

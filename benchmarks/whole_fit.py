@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _cli import generated, parser, write_report  # noqa: E402
 from _common import one_torch_thread  # noqa: E402
 from _machine import describe, git_commit  # noqa: E402
-from speed import PARTS, TARGET, alternated, fit_scvae, fit_vae, synthetic  # noqa: E402
+from speed import (  # noqa: E402
+    PARTS, TARGET, alternated, fit_scvae, fit_vae, paired_ratios, synthetic,
+)
 
 CONTENDERS = {"SphericalClusterVAE": fit_scvae, "VAE": fit_vae}
 #: (rows, epochs, rounds): the issue's two sizes; each round is one pair of fits.
@@ -51,9 +53,8 @@ def median_interval(values, level=LEVEL):
     return x[j - 1], x[n - j]
 
 
-def ratios(a, b):
-    """Per-round ratios ``a[i] / b[i]``."""
-    return [x / y for x, y in zip(a, b)]
+def _interval_text(interval):
+    return "–" if interval is None else f"{interval[0]:.3f}–{interval[1]:.3f}"
 
 
 def _verdict(interval, target):
@@ -110,12 +111,12 @@ def report(results, smoke, wall, commit):
         "|---|---|---|---|---|---|---|---|",
     ]
     for n, (epochs, rounds, times, per_epoch, _) in results.items():
-        whole, epoch = ratios(times[a], times[b]), ratios(per_epoch[a], per_epoch[b])
+        whole = paired_ratios(times[a], times[b])
+        epoch = paired_ratios(per_epoch[a], per_epoch[b])
         iw, ie = median_interval(whole), median_interval(epoch)
-        fmt = (lambda i: "–" if i is None else f"{i[0]:.3f}–{i[1]:.3f}")
         lines.append(f"| {n:,} | {epochs} | {rounds} | {statistics.median(whole):.3f} | "
-                     f"{fmt(iw)} | {_verdict(iw, TARGET)} | {statistics.median(epoch):.3f} | "
-                     f"{fmt(ie)} |")
+                     f"{_interval_text(iw)} | {_verdict(iw, TARGET)} | "
+                     f"{statistics.median(epoch):.3f} | {_interval_text(ie)} |")
     lines += ["", "## Where the difference lies", "",
               "Median seconds of each part over the rounds (`fit_times_`; rest: validation split, "
               "network set-up, float64 copy).", ""]
@@ -140,7 +141,7 @@ def report(results, smoke, wall, commit):
         lines += [f"- {n:,} rows, {name} (s): " + ", ".join(f"{t:.2f}" for t in ts)
                   for name, ts in times.items()]
         lines.append(f"- {n:,} rows, ratio: "
-                     + ", ".join(f"{r:.3f}" for r in ratios(times[a], times[b])))
+                     + ", ".join(f"{r:.3f}" for r in paired_ratios(times[a], times[b])))
     return "\n".join(lines) + "\n"
 
 
